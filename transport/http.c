@@ -1,0 +1,325 @@
+/*
+ * HTTP requests: routing, responses, posting danmaku, health and metrics.
+ * Polls are in poll.c, the WebSocket upgrade in ws.c. Worker thread only.
+ */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/cursor.h"
+#include "gateway/ingest.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "transport/internal.h"
+
+enum method { M_OTHER, M_GET, M_POST, M_PUT, M_DELETE, M_PATCH, M_OPTIONS, M_HEAD };
+
+static enum method method_of(struct lws *wsi)
+{
+	static const struct {
+		enum lws_token_indexes tok;
+		enum method m;
+	} map[] = {
+		{WSI_TOKEN_GET_URI, M_GET},       {WSI_TOKEN_POST_URI, M_POST},
+		{WSI_TOKEN_PUT_URI, M_PUT},       {WSI_TOKEN_DELETE_URI, M_DELETE},
+		{WSI_TOKEN_PATCH_URI, M_PATCH},   {WSI_TOKEN_OPTIONS_URI, M_OPTIONS},
+		{WSI_TOKEN_HEAD_URI, M_HEAD},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (lws_hdr_total_length(wsi, map[i].tok))
+			return map[i].m;
+	return M_OTHER;
+}
+
+void tp_conn_release(struct tp_conn *c)
+{
+	if (c->sub.room)
+		gw_room_unsubscribe(&c->sub);
+	if (c->room) {
+		gw_room_release(c->room);
+		c->room = NULL;
+	}
+	if (c->state == TP_LONGPOLL)
+		gw_metric_add(GW_M_CONN_LONGPOLL, -1);
+	c->state = TP_IDLE;
+	gw_buf_reset(&c->body);
+}
+
+void tp_conn_cleanup(struct tp_conn *c)
+{
+	tp_ws_closed(c);
+	tp_conn_release(c);
+	gw_buf_free(&c->body);
+	gw_buf_free(&c->rx);
+}
+
+int tp_route_room(const char *path, const char **room, size_t *room_len, const char **action)
+{
+	static const char prefix[] = "/v1/rooms/";
+	const char *slash;
+
+	if (strncmp(path, prefix, sizeof(prefix) - 1))
+		return 0;
+	*room = path + sizeof(prefix) - 1;
+	slash = strrchr(*room, '/');
+	if (!slash)
+		return 0;
+	*room_len = (size_t)(slash - *room);
+	*action = slash + 1;
+	return 1;
+}
+
+int tp_query(struct lws *wsi, const char *name, char *buf, size_t buflen)
+{
+	size_t nl = strlen(name);
+
+	/* Bounded: lws keeps at most a few dozen fragments per header anyway. */
+	for (int i = 0; i < 256; i++) {
+		int n = lws_hdr_copy_fragment(wsi, buf, (int)buflen, WSI_TOKEN_HTTP_URI_ARGS, i);
+
+		if (n < 0) /* no fragment i, or one that does not fit buf */
+			return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) >=
+					       (int)buflen
+				       ? -1
+				       : 0;
+		if ((size_t)n > nl && !strncmp(buf, name, nl) && buf[nl] == '=') {
+			memmove(buf, buf + nl + 1, (size_t)n - nl);
+			return 1;
+		}
+		if ((size_t)n == nl && !strcmp(buf, name)) {
+			buf[0] = '\0'; /* "?since" without '=': present and empty */
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int tp_resolve_since(struct tp_conn *c, struct gw_err *err)
+{
+	char buf[64];
+	struct gw_cursor cur;
+	int q = tp_query(c->wsi, "since", buf, sizeof(buf));
+
+	if (q < 0 || (q > 0 && gw_cursor_parse(buf, strlen(buf), &cur)))
+		return gw_fail(err, 400, "bad_cursor", "since is not a cursor from this gateway");
+	return gw_pos_resolve(c->room, q > 0 ? &cur : NULL, &c->pos, err);
+}
+
+int tp_http_send(struct tp_conn *c, int status, const char *ctype, struct gw_buf *body,
+		 const struct tp_hdr *hdrs, size_t nhdrs)
+{
+	struct lws *wsi = c->wsi;
+	unsigned char hdr[TP_HDR_ROOM], *p = hdr, *end = hdr + sizeof(hdr);
+	size_t blen = body ? body->len : 0, hlen;
+	unsigned char *start;
+
+	if (lws_add_http_common_headers(wsi, (unsigned int)status, ctype, blen, &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &p, end))
+		return -1;
+	for (size_t i = 0; i < nhdrs; i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name,
+						(const unsigned char *)hdrs[i].value,
+						(int)strlen(hdrs[i].value), &p, end))
+			return -1;
+	if (lws_finalize_http_header(wsi, &p, end))
+		return -1;
+	hlen = (size_t)(p - hdr);
+	/*
+	 * Inside CONFIRM_UPGRADE lws has not recorded the request's version yet and
+	 * writes "HTTP/1.0"; an upgrade request is always HTTP/1.1, and clients
+	 * such as python-websockets refuse a 1.0 answer to it.
+	 */
+	if (c->upgrading && hlen > 8 && !memcmp(hdr, "HTTP/1.0", 8))
+		hdr[7] = '1';
+	/* The body sits after TP_HDR_ROOM spare bytes: put the headers right in front of it. */
+	if (body && body->base) {
+		start = (unsigned char *)gw_buf_data(body) - hlen;
+	} else {
+		static _Thread_local unsigned char empty[LWS_PRE + TP_HDR_ROOM];
+		start = empty + LWS_PRE + TP_HDR_ROOM - hlen;
+	}
+	memcpy(start, hdr, hlen);
+	if (lws_write(wsi, start, hlen + blen, LWS_WRITE_HTTP_FINAL) != (int)(hlen + blen))
+		return -1;
+	if (!c->upgrading && lws_http_transaction_completed(wsi))
+		return -1;
+	return 0;
+}
+
+int tp_http_send_copy(struct tp_conn *c, int status, const char *ctype, const char *body,
+		      size_t len, const struct tp_hdr *hdrs, size_t nhdrs)
+{
+	struct gw_buf *out = &c->wk->out;
+
+	gw_buf_reset(out);
+	if (gw_buf_append(out, body, len))
+		return -1;
+	gw_metric_add(GW_M_BYTES_HTTP_OTHER, (int64_t)len);
+	return tp_http_send(c, status, ctype, out, hdrs, nhdrs);
+}
+
+int tp_http_error(struct tp_conn *c, const struct gw_err *err)
+{
+	struct json_object *o = json_object_new_object();
+	struct tp_hdr hdrs[1];
+	char retry[16];
+	size_t nh = 0, len;
+	const char *s;
+	int rc;
+
+	gw_metric_reject(err->code);
+	if (!o)
+		return -1;
+	json_object_object_add(o, "error", json_object_new_string(err->code));
+	json_object_object_add(o, "detail", json_object_new_string(err->detail));
+	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	if (err->retry_after_s > 0) {
+		snprintf(retry, sizeof(retry), "%d", err->retry_after_s);
+		hdrs[nh++] = (struct tp_hdr){"retry-after:", retry};
+	}
+	rc = tp_http_send_copy(c, err->status, "application/json", s, len, hdrs, nh);
+	json_object_put(o);
+	return rc;
+}
+
+static int send_method_not_allowed(struct tp_conn *c, const char *allow)
+{
+	struct gw_err err;
+	struct tp_hdr h = {"allow:", allow};
+	struct json_object *o = json_object_new_object();
+	size_t len;
+	int rc;
+
+	gw_fail(&err, 405, "method_not_allowed", "use %s", allow);
+	gw_metric_reject(err.code);
+	json_object_object_add(o, "error", json_object_new_string(err.code));
+	json_object_object_add(o, "detail", json_object_new_string(err.detail));
+	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	rc = tp_http_send_copy(c, 405, "application/json", s, len, &h, 1);
+	json_object_put(o);
+	return rc;
+}
+
+static int fail(struct tp_conn *c, int status, const char *code, const char *detail)
+{
+	struct gw_err err;
+
+	gw_fail(&err, status, code, "%s", detail);
+	return tp_http_error(c, &err);
+}
+
+static int serve_metrics(struct tp_conn *c)
+{
+	struct gw_buf *out = &c->wk->out;
+
+	gw_buf_reset(out);
+	if (gw_metrics_render(out, gw_rooms_count(c->wk->srv->rooms)))
+		return -1;
+	return tp_http_send(c, 200, "text/plain; version=0.0.4", out, NULL, 0);
+}
+
+/* POST /v1/rooms/{room}/danmaku: headers seen; wait for the body. */
+static int start_post(struct tp_conn *c, const char *room, size_t room_len)
+{
+	const struct gw_config *cfg = c->wk->srv->cfg;
+	char cl[32];
+	char *endp;
+	long long n;
+	struct gw_err err;
+
+	if (lws_hdr_copy(c->wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+		return fail(c, 411, "length_required", "POST needs a Content-Length");
+	n = strtoll(cl, &endp, 10);
+	if (*endp || n < 0)
+		return fail(c, 400, "bad_json", "Content-Length is not a number");
+	if (n > cfg->max_body_bytes) {
+		gw_fail(&err, 413, "body_too_large", "body is %lld bytes; the limit is %lld", n,
+			(long long)cfg->max_body_bytes);
+		return tp_http_error(c, &err);
+	}
+	if (n == 0)
+		return fail(c, 400, "bad_json", "empty body");
+	c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, &err);
+	if (!c->room)
+		return tp_http_error(c, &err);
+	c->state = TP_POST;
+	c->body_len = (size_t)n;
+	gw_buf_reset(&c->body);
+	return 0;
+}
+
+int tp_http_body(struct tp_conn *c, const void *in, size_t len)
+{
+	if (c->state != TP_POST)
+		return 0;
+	/* lws stops at Content-Length; the check keeps a lying peer bounded too. */
+	if (c->body.len + len > c->body_len || gw_buf_append(&c->body, in, len))
+		return -1;
+	return 0;
+}
+
+int tp_http_body_done(struct tp_conn *c)
+{
+	struct json_object *obj = NULL;
+	struct gw_err err;
+	uint64_t seq;
+	char out[48];
+	int n, rc;
+
+	if (c->state != TP_POST)
+		return -1;
+	if (gw_ingest_parse(gw_buf_data(&c->body), c->body.len, &obj, &err) ||
+	    gw_ingest_danmaku(c->wk->srv->ingest, c->room, obj, &seq, &err)) {
+		json_object_put(obj);
+		tp_conn_release(c);
+		return tp_http_error(c, &err);
+	}
+	json_object_put(obj);
+	tp_conn_release(c);
+	n = snprintf(out, sizeof(out), "{\"seq\":%llu}", (unsigned long long)seq);
+	rc = tp_http_send_copy(c, 202, "application/json", out, (size_t)n, NULL, 0);
+	return rc;
+}
+
+int tp_http_request(struct tp_conn *c, const char *path)
+{
+	enum method m = method_of(c->wsi);
+	const char *room, *action;
+	size_t room_len;
+
+	tp_conn_release(c);
+	c->timed_out = false;
+	if (!strcmp(path, "/healthz")) {
+		if (m != M_GET)
+			return send_method_not_allowed(c, "GET");
+		return tp_http_send_copy(c, 200, "application/json", "{\"status\":\"ok\"}", 15,
+					 NULL, 0);
+	}
+	if (!strcmp(path, "/metrics")) {
+		if (m != M_GET)
+			return send_method_not_allowed(c, "GET");
+		return serve_metrics(c);
+	}
+	if (!tp_route_room(path, &room, &room_len, &action))
+		return fail(c, 404, "not_found", "no such endpoint");
+	if (strcmp(action, "danmaku") && strcmp(action, "poll") && strcmp(action, "ws"))
+		return fail(c, 404, "not_found", "no such endpoint");
+	if (!gw_name_valid(room, room_len))
+		return fail(c, 400, "bad_room", "room names match [A-Za-z0-9_-]{1,64}");
+	if (!strcmp(action, "danmaku")) {
+		if (m != M_POST)
+			return send_method_not_allowed(c, "POST");
+		return start_post(c, room, room_len);
+	}
+	if (m != M_GET)
+		return send_method_not_allowed(c, "GET");
+	if (!strcmp(action, "ws"))
+		return fail(c, 426, "upgrade_required", "this endpoint is a WebSocket");
+	struct gw_err err;
+	c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, &err);
+	if (!c->room)
+		return tp_http_error(c, &err);
+	return tp_poll_request(c);
+}

@@ -1,0 +1,145 @@
+/*
+ * Transport layer internals, shared by server.c (workers and the lws
+ * callback), http.c (requests and responses), poll.c (short/long-poll) and
+ * ws.c (WebSocket). Nothing here is visible outside transport/.
+ *
+ * Threads: every struct tp_worker and everything hanging off it (its lws
+ * context, event loop, scratch buffers, connections) belongs to that worker's
+ * thread. Other threads only call lws_cancel_service() on its context (the
+ * room waker) or set `stopping` and then cancel.
+ */
+#ifndef TP_INTERNAL_H
+#define TP_INTERNAL_H
+
+#include <ev.h>
+#include <libwebsockets.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "gateway/batch.h"
+#include "gateway/buf.h"
+#include "gateway/config.h"
+#include "gateway/error.h"
+#include "gateway/room.h"
+
+struct gw_ingest;
+struct tp_gzip;
+struct tp_server;
+
+/* Bytes kept free in front of a response body for its HTTP headers. */
+#define TP_HDR_ROOM 1024
+
+struct tp_worker {
+	struct tp_server *srv;
+	unsigned id; /* 0..workers-1; metrics slot id + 1 */
+	pthread_t thread;
+	struct ev_loop *loop;
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	int lfd;
+	ev_io accept_w;
+	ev_timer reap_w;
+	ev_timer stop_w;
+	_Atomic int stopping;
+	bool stop_started;
+	struct gw_buf out;     /* response / frame scratch, headroom LWS_PRE + TP_HDR_ROOM */
+	struct gw_buf zout;    /* gzip output, same headroom */
+	struct tp_gzip *gzip;
+	struct tp_conn *ws_conns; /* open WebSockets, for shutdown */
+};
+
+struct tp_server {
+	const struct gw_config *cfg;
+	struct gw_rooms *rooms;
+	struct gw_ingest *ingest;
+	unsigned nworkers;
+	struct tp_worker *workers;
+	_Atomic int64_t conns;
+	lws_retry_bo_t idle_policy;
+	struct lws_protocols protocols[2];
+};
+
+enum tp_state { TP_IDLE, TP_POST, TP_LONGPOLL, TP_WS };
+
+struct tp_reply;
+
+/* lws per-session data: zeroed by lws for each connection, kept across keep-alive requests. */
+struct tp_conn {
+	struct lws *wsi;
+	struct tp_worker *wk;
+	enum tp_state state;
+	struct gw_room *room; /* reference held while set */
+	struct gw_sub sub;
+	struct gw_pos pos;
+	/* HTTP */
+	struct gw_buf body;
+	size_t body_len; /* Content-Length of the POST being read */
+	bool gzip;
+	bool timed_out;
+	bool upgrading; /* answering inside CONFIRM_UPGRADE: lws completes the transaction */
+	/* WebSocket */
+	struct gw_buf rx;
+	struct tp_reply *replies, **replies_tail;
+	unsigned nreplies;
+	struct tp_conn *ws_prev, *ws_next;
+	bool closing;
+};
+
+/* server.c */
+struct tp_worker *tp_worker_of(struct lws *wsi);
+
+/* http.c: requests */
+int tp_http_request(struct tp_conn *c, const char *path);
+int tp_http_body(struct tp_conn *c, const void *in, size_t len);
+int tp_http_body_done(struct tp_conn *c);
+/* Drop whatever request state c holds (room, subscription, body). Idempotent. */
+void tp_conn_release(struct tp_conn *c);
+/* Before lws frees c: release everything, WebSocket state included. Idempotent. */
+void tp_conn_cleanup(struct tp_conn *c);
+
+/* http.c: responses (return what the lws callback must return) */
+struct tp_hdr {
+	const char *name; /* with the trailing ':' as lws wants, e.g. "retry-after:" */
+	const char *value;
+};
+/*
+ * Send status + body. body must live in a gw_buf made with tp_body_buf() (headroom
+ * for headers) or be NULL/len 0; small bodies may be sent with tp_http_send_copy.
+ */
+int tp_http_send(struct tp_conn *c, int status, const char *ctype, struct gw_buf *body,
+		 const struct tp_hdr *hdrs, size_t nhdrs);
+int tp_http_send_copy(struct tp_conn *c, int status, const char *ctype, const char *body,
+		      size_t len, const struct tp_hdr *hdrs, size_t nhdrs);
+/* {"error":code,"detail":…} with err's status (and Retry-After when set). */
+int tp_http_error(struct tp_conn *c, const struct gw_err *err);
+/* Parse /v1/rooms/{room}/{action}: 1 matched (room validity unchecked), 0 not this shape. */
+int tp_route_room(const char *path, const char **room, size_t *room_len, const char **action);
+/* Query parameter by name: 1 found (NUL-terminated in buf), 0 absent, -1 too long. */
+int tp_query(struct lws *wsi, const char *name, char *buf, size_t buflen);
+/* Resolve `since` for room into c->pos. */
+int tp_resolve_since(struct tp_conn *c, struct gw_err *err);
+
+/* poll.c */
+int tp_poll_request(struct tp_conn *c);
+int tp_poll_writeable(struct tp_conn *c);
+int tp_poll_timer(struct tp_conn *c);
+
+/* ws.c */
+int tp_ws_confirm(struct tp_conn *c);
+int tp_ws_filter(struct tp_conn *c);
+int tp_ws_established(struct tp_conn *c);
+int tp_ws_receive(struct tp_conn *c, const void *in, size_t len);
+int tp_ws_writeable(struct tp_conn *c);
+void tp_ws_closed(struct tp_conn *c);
+/* Begin a 1001 close of every WebSocket on this worker. */
+void tp_ws_shutdown(struct tp_worker *wk);
+
+/* gzip.c */
+struct tp_gzip *tp_gzip_new(int level);
+void tp_gzip_free(struct tp_gzip *gz);
+/* gzip src[0..len) into out (appended). 0 or -1. */
+int tp_gzip(struct tp_gzip *gz, const char *src, size_t len, struct gw_buf *out);
+/* Does this Accept-Encoding value allow gzip? */
+bool tp_gzip_accepted(const char *accept_encoding);
+
+#endif

@@ -1,0 +1,134 @@
+/*
+ * Short-poll and long-poll over HTTP. Both answer with the batch of
+ * batch.c; a long-poll with nothing to send subscribes its connection to the
+ * room (gw_sub with longpoll_ops) and answers when notified or when its
+ * timer fires. Worker thread only.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/metrics.h"
+#include "transport/internal.h"
+
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+static void lp_notify(struct gw_sub *sub)
+{
+	struct tp_conn *c = container_of(sub, struct tp_conn, sub);
+
+	lws_callback_on_writable(c->wsi);
+}
+
+static const struct gw_sub_ops longpoll_ops = {.name = "longpoll", .notify = lp_notify};
+
+static int respond_batch(struct tp_conn *c, bool longpoll)
+{
+	struct tp_worker *wk = c->wk;
+	const struct gw_config *cfg = wk->srv->cfg;
+	struct gw_buf *body = &wk->out;
+	struct tp_hdr hdrs[2] = {{"vary:", "Accept-Encoding"}};
+	size_t nh = 1;
+	struct gw_batch info;
+
+	gw_buf_reset(&wk->out);
+	if (gw_batch_build(c->room, &c->pos, (size_t)cfg->batch_max_bytes, &wk->out, &info))
+		return -1;
+	tp_conn_release(c);
+	gw_metric_add(longpoll ? GW_M_DELIVERED_LONGPOLL : GW_M_DELIVERED_SHORTPOLL,
+		      (int64_t)info.count);
+	if (info.gap)
+		gw_metric_add(GW_M_GAPS, 1);
+	if (c->gzip && wk->out.len >= (size_t)cfg->gzip_min_bytes) {
+		gw_buf_reset(&wk->zout);
+		if (!tp_gzip(wk->gzip, gw_buf_data(&wk->out), wk->out.len, &wk->zout) &&
+		    wk->zout.len < wk->out.len) {
+			gw_metric_add(GW_M_GZIP_SAVED, (int64_t)(wk->out.len - wk->zout.len));
+			body = &wk->zout;
+			hdrs[nh++] = (struct tp_hdr){"content-encoding:", "gzip"};
+		}
+	}
+	gw_metric_add(longpoll ? GW_M_BYTES_LONGPOLL : GW_M_BYTES_SHORTPOLL, (int64_t)body->len);
+	return tp_http_send(c, 200, "application/json", body, hdrs, nh);
+}
+
+/* Strict: digits only, no sign, no leading zeros beyond "0". */
+static int parse_wait(const char *s, long long max, long long *out)
+{
+	long long v = 0;
+
+	if (!*s || (s[0] == '0' && s[1]))
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (*s - '0');
+		if (v > max)
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int tp_poll_request(struct tp_conn *c)
+{
+	const struct gw_config *cfg = c->wk->srv->cfg;
+	char buf[256];
+	long long wait = 0;
+	struct gw_err err;
+	int q;
+
+	q = tp_query(c->wsi, "wait", buf, sizeof(buf));
+	if (q < 0 || (q > 0 && parse_wait(buf, cfg->longpoll_max_wait, &wait))) {
+		gw_fail(&err, 400, "bad_wait", "wait must be a whole number of seconds, 0 to %lld",
+			(long long)cfg->longpoll_max_wait);
+		goto fail;
+	}
+	if (tp_resolve_since(c, &err))
+		goto fail;
+	c->gzip = lws_hdr_copy(c->wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_ACCEPT_ENCODING) > 0 &&
+		  tp_gzip_accepted(buf);
+
+	if (!wait) {
+		gw_metric_add(GW_M_POLL_SHORT, 1);
+		return respond_batch(c, false);
+	}
+	gw_metric_add(GW_M_POLL_LONG, 1);
+	if (gw_pos_pending(c->room, &c->pos))
+		return respond_batch(c, true);
+
+	c->state = TP_LONGPOLL;
+	gw_metric_add(GW_M_CONN_LONGPOLL, 1);
+	c->sub.ops = &longpoll_ops;
+	gw_room_subscribe(c->room, &c->sub, c->wk->id);
+	/* A publish between the check above and subscribing would not notify us. */
+	if (gw_pos_pending(c->room, &c->pos))
+		lws_callback_on_writable(c->wsi);
+	lws_set_timer_usecs(c->wsi, (lws_usec_t)wait * LWS_USEC_PER_SEC);
+	/* Safety net should the timer never come: lws drops the connection. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)(wait + cfg->io_timeout));
+	return 0;
+fail:
+	tp_conn_release(c);
+	return tp_http_error(c, &err);
+}
+
+int tp_poll_writeable(struct tp_conn *c)
+{
+	if (c->state != TP_LONGPOLL)
+		return 0;
+	if (!c->timed_out && !gw_pos_pending(c->room, &c->pos))
+		return 0; /* woken for a room change that was not ours to send */
+	lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
+	lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+	return respond_batch(c, true);
+}
+
+int tp_poll_timer(struct tp_conn *c)
+{
+	if (c->state == TP_LONGPOLL) {
+		c->timed_out = true;
+		lws_callback_on_writable(c->wsi);
+	}
+	return 0;
+}

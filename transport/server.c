@@ -1,0 +1,379 @@
+/*
+ * Workers and the lws protocol callback. See server.h for the model.
+ *
+ * Each worker's thread runs ev_run() on its own loop until stopped; lws is
+ * driven from that loop (foreign-loop mode), and so are our listener watcher,
+ * the room reaper (worker 0) and the shutdown timer.
+ */
+#define _GNU_SOURCE /* accept4 */
+#include "transport/server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gateway/ingest.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "transport/internal.h"
+
+/* Grace period for 1001 close frames to leave before the loops stop. */
+#define STOP_GRACE_S 0.5
+
+struct tp_worker *tp_worker_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+/* Room waker: any thread. */
+static void wake_worker(void *arg, unsigned w)
+{
+	struct tp_server *srv = arg;
+
+	lws_cancel_service(srv->workers[w].ctx);
+}
+
+/* Worker thread: a cancel arrived (room traffic or stop request). */
+static void on_cancel(struct tp_worker *wk)
+{
+	gw_rooms_dispatch(wk->srv->rooms, wk->id);
+	if (atomic_load_explicit(&wk->stopping, memory_order_acquire) && !wk->stop_started) {
+		wk->stop_started = true;
+		if (wk->lfd >= 0) {
+			ev_io_stop(wk->loop, &wk->accept_w);
+			close(wk->lfd);
+			wk->lfd = -1;
+		}
+		tp_ws_shutdown(wk);
+		ev_timer_start(wk->loop, &wk->stop_w);
+	}
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		    size_t len)
+{
+	struct tp_conn *c = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		on_cancel(tp_worker_of(wsi));
+		return 0;
+	case LWS_CALLBACK_WSI_CREATE:
+		/* Every adopted client connection passes here once, and WSI_DESTROY once. */
+		atomic_fetch_add_explicit(&tp_worker_of(wsi)->srv->conns, 1, memory_order_relaxed);
+		gw_metric_add(GW_M_CONN_OPEN, 1);
+		return 0;
+	case LWS_CALLBACK_HTTP:
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* lws gives each HTTP transaction (and the upgrade) fresh session data. */
+		if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE) {
+			/* No session data yet at this point: check with a throwaway one. */
+			struct tp_conn tmp = {.wsi = wsi, .wk = tp_worker_of(wsi)};
+			return tp_ws_confirm(&tmp);
+		}
+		if (!c)
+			return -1;
+		c->wsi = wsi;
+		c->wk = tp_worker_of(wsi);
+		if (reason == LWS_CALLBACK_HTTP)
+			return tp_http_request(c, in);
+		return tp_ws_filter(c);
+	case LWS_CALLBACK_HTTP_BODY:
+		return tp_http_body(c, in, len);
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		return tp_http_body_done(c);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return tp_poll_writeable(c);
+	case LWS_CALLBACK_TIMER:
+		return tp_poll_timer(c);
+	case LWS_CALLBACK_CLOSED_HTTP:
+		tp_conn_release(c);
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		return tp_ws_established(c);
+	case LWS_CALLBACK_RECEIVE:
+		return tp_ws_receive(c, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return tp_ws_writeable(c);
+	case LWS_CALLBACK_CLOSED:
+		tp_ws_closed(c);
+		return 0;
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		/* lws is about to free this session data (keep-alive reuse, upgrade). */
+		if (c)
+			tp_conn_cleanup(c);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (c)
+			tp_conn_cleanup(c);
+		atomic_fetch_sub_explicit(&tp_worker_of(wsi)->srv->conns, 1, memory_order_relaxed);
+		gw_metric_add(GW_M_CONN_OPEN, -1);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct tp_worker *wk = w->data;
+	struct tp_server *srv = wk->srv;
+
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(wk->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				gw_log_warn("worker %u: accept: %s", wk->id, strerror(errno));
+			return;
+		}
+		if (atomic_load_explicit(&srv->conns, memory_order_relaxed) >=
+		    srv->cfg->max_connections) {
+			static const char busy[] =
+				"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+				"content-length: 77\r\nconnection: close\r\n\r\n"
+				"{\"error\":\"too_many_connections\",\"detail\":\"the gateway is at capacity\"}\n";
+			/* Best effort: the socket is fresh, so this small write fits its buffer. */
+			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL) < 0) {
+			}
+			gw_metric_reject("too_many_connections");
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (!lws_adopt_socket_vhost(wk->vh, fd)) {
+			/* lws closed fd on failure */
+			gw_log_warn("worker %u: lws could not adopt a connection", wk->id);
+			continue;
+		}
+	}
+}
+
+static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tp_worker *wk = w->data;
+	size_t n = gw_rooms_reap(wk->srv->rooms);
+
+	if (n)
+		gw_log_debug("reclaimed %zu idle rooms", n);
+}
+
+static void stop_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static int listen_socket(const struct gw_config *cfg, char *err, size_t errlen)
+{
+	struct addrinfo hints = {0}, *ai = NULL;
+	char port[16];
+	int fd = -1, one = 1, rc;
+
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+	snprintf(port, sizeof(port), "%lld", (long long)cfg->port);
+	rc = getaddrinfo(cfg->bind[0] ? cfg->bind : NULL, port, &hints, &ai);
+	if (rc) {
+		snprintf(err, errlen, "--bind %s: %s", cfg->bind, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	/* One listener per worker on the same port: the kernel spreads connections. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096))
+		goto fail;
+	freeaddrinfo(ai);
+	return fd;
+fail:
+	snprintf(err, errlen, "cannot listen on %s:%s: %s", cfg->bind, port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return -1;
+}
+
+static void lws_log_to_ours(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n && line[n - 1] == '\n')
+		n--;
+	gw_log(level == LLL_ERR ? GW_LOG_ERROR : GW_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, size_t errlen)
+{
+	const struct gw_config *cfg = srv->cfg;
+	struct lws_context_creation_info info;
+	void *foreign[1];
+
+	wk->srv = srv;
+	wk->lfd = -1;
+	gw_buf_init(&wk->out, LWS_PRE + TP_HDR_ROOM);
+	gw_buf_init(&wk->zout, LWS_PRE + TP_HDR_ROOM);
+	wk->gzip = tp_gzip_new((int)cfg->gzip_level);
+	wk->loop = ev_loop_new(EVFLAG_AUTO);
+	if (!wk->gzip || !wk->loop) {
+		snprintf(err, errlen, "worker %u: cannot create event loop", wk->id);
+		return -1;
+	}
+
+	memset(&info, 0, sizeof(info));
+	foreign[0] = wk->loop;
+	info.foreign_loops = foreign;
+	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_DISABLE_IPV6 |
+		       LWS_SERVER_OPTION_SKIP_SERVER_CANONICAL_NAME;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = srv->protocols;
+	info.user = wk;
+	info.timeout_secs = (unsigned)cfg->io_timeout;
+	info.keepalive_timeout = (int)cfg->keepalive_timeout;
+	info.retry_and_idle_policy = &srv->idle_policy;
+	info.alpn = "http/1.1";
+	info.vhost_name = "livegate";
+	if (cfg->tls_cert[0] && cfg->tls_key[0]) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = cfg->tls_cert;
+		info.ssl_private_key_filepath = cfg->tls_key;
+	}
+	wk->ctx = lws_create_context(&info);
+	if (!wk->ctx) {
+		snprintf(err, errlen, "worker %u: libwebsockets context failed (TLS files?)", wk->id);
+		return -1;
+	}
+	wk->vh = lws_get_vhost_by_name(wk->ctx, "livegate");
+	if (!wk->vh) {
+		snprintf(err, errlen, "worker %u: no vhost", wk->id);
+		return -1;
+	}
+	wk->lfd = listen_socket(cfg, err, errlen);
+	if (wk->lfd < 0)
+		return -1;
+	ev_io_init(&wk->accept_w, accept_cb, wk->lfd, EV_READ);
+	wk->accept_w.data = wk;
+	ev_io_start(wk->loop, &wk->accept_w);
+	ev_timer_init(&wk->stop_w, stop_cb, STOP_GRACE_S, 0.);
+	wk->stop_w.data = wk;
+	if (wk->id == 0) {
+		double every = (double)cfg->window / 4;
+		ev_timer_init(&wk->reap_w, reap_cb, every < 1 ? 1 : every, every < 1 ? 1 : every);
+		wk->reap_w.data = wk;
+		ev_timer_start(wk->loop, &wk->reap_w);
+	}
+	return 0;
+}
+
+static void worker_fini(struct tp_worker *wk)
+{
+	if (wk->lfd >= 0)
+		close(wk->lfd);
+	if (wk->ctx)
+		lws_context_destroy(wk->ctx);
+	if (wk->loop)
+		ev_loop_destroy(wk->loop);
+	tp_gzip_free(wk->gzip);
+	gw_buf_free(&wk->out);
+	gw_buf_free(&wk->zout);
+}
+
+static void *worker_main(void *arg)
+{
+	struct tp_worker *wk = arg;
+
+	gw_metrics_bind_thread(wk->id + 1);
+	ev_run(wk->loop, 0);
+	gw_ingest_thread_exit();
+	return NULL;
+}
+
+struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *rooms,
+				  struct gw_ingest *ingest, char *err, size_t errlen)
+{
+	struct tp_server *srv = calloc(1, sizeof(*srv));
+	unsigned i, started = 0;
+
+	if (!srv) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	srv->cfg = cfg;
+	srv->rooms = rooms;
+	srv->ingest = ingest;
+	srv->nworkers = (unsigned)cfg->workers; /* main resolved 0 to the core count */
+	srv->idle_policy.secs_since_valid_ping = (uint16_t)cfg->ws_ping_interval;
+	srv->idle_policy.secs_since_valid_hangup =
+		(uint16_t)(cfg->ws_ping_interval ? cfg->ws_ping_interval + cfg->io_timeout : 0);
+	srv->protocols[0] = (struct lws_protocols){
+		.name = "livegate",
+		.callback = callback,
+		.per_session_data_size = sizeof(struct tp_conn),
+		/* Small rx buffer: idle WebSockets cost little; we reassemble messages ourselves. */
+		.rx_buffer_size = 1024,
+		/* lws caps each send at tx_packet_size (else rx_buffer_size): let batches go whole. */
+		.tx_packet_size = 65536,
+	};
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+
+	srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
+	if (!srv->workers) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < srv->nworkers; i++) {
+		srv->workers[i].id = i;
+		if (worker_init(srv, &srv->workers[i], err, errlen))
+			goto fail;
+	}
+	gw_rooms_set_waker(rooms, wake_worker, srv);
+	for (i = 0; i < srv->nworkers; i++) {
+		if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i])) {
+			snprintf(err, errlen, "cannot start worker thread");
+			goto fail;
+		}
+		started++;
+	}
+	gw_log_info("listening on %s://%s:%lld with %u worker%s", cfg->tls_cert[0] ? "https" : "http",
+		    cfg->bind, (long long)cfg->port, srv->nworkers, srv->nworkers == 1 ? "" : "s");
+	return srv;
+fail:
+	for (i = 0; i < started; i++) {
+		atomic_store(&srv->workers[i].stopping, 1);
+		lws_cancel_service(srv->workers[i].ctx);
+		pthread_join(srv->workers[i].thread, NULL);
+	}
+	for (i = 0; srv->workers && i < srv->nworkers; i++)
+		worker_fini(&srv->workers[i]);
+	free(srv->workers);
+	free(srv);
+	return NULL;
+}
+
+void tp_server_stop(struct tp_server *srv)
+{
+	unsigned i;
+
+	if (!srv)
+		return;
+	for (i = 0; i < srv->nworkers; i++) {
+		atomic_store_explicit(&srv->workers[i].stopping, 1, memory_order_release);
+		lws_cancel_service(srv->workers[i].ctx);
+	}
+	for (i = 0; i < srv->nworkers; i++)
+		pthread_join(srv->workers[i].thread, NULL);
+	for (i = 0; i < srv->nworkers; i++)
+		worker_fini(&srv->workers[i]);
+	free(srv->workers);
+	free(srv);
+}

@@ -1,0 +1,292 @@
+/*
+ * The WebSocket transport. A connection subscribes to its room (gw_sub with
+ * ws_ops); when notified it asks lws for a writable callback and then sends
+ * everything after its cursor as one batch frame (bounded by batch_max_bytes;
+ * more follows on the next writable). Replies to client ops queue in a short
+ * per-connection list and go before batches. A slow reader holds at most one
+ * batch in lws's send buffer; what the ring overwrites meanwhile it learns
+ * of as gap:true. Worker thread only.
+ */
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/ingest.h"
+#include "gateway/json.h"
+#include "gateway/metrics.h"
+#include "gateway/utf8.h"
+#include "transport/internal.h"
+
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+/* Replies a client may have waiting before we decide it is not reading them. */
+#define MAX_PENDING_REPLIES 64
+
+struct tp_reply {
+	struct tp_reply *next;
+	size_t len;
+	unsigned char data[]; /* LWS_PRE bytes, then the frame */
+};
+
+static void ws_notify(struct gw_sub *sub)
+{
+	struct tp_conn *c = container_of(sub, struct tp_conn, sub);
+
+	lws_callback_on_writable(c->wsi);
+}
+
+static const struct gw_sub_ops ws_ops = {.name = "ws", .notify = ws_notify};
+
+/* Room and cursor of the upgrade request into c->room / c->pos. */
+static int ws_resolve(struct tp_conn *c, struct gw_err *err)
+{
+	char path[512];
+	const char *room, *action;
+	size_t room_len;
+
+	if (lws_hdr_copy(c->wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
+	    !tp_route_room(path, &room, &room_len, &action) || strcmp(action, "ws"))
+		return gw_fail(err, 404, "not_found", "WebSockets live at /v1/rooms/{room}/ws");
+	if (!gw_name_valid(room, room_len))
+		return gw_fail(err, 400, "bad_room", "room names match [A-Za-z0-9_-]{1,64}");
+	c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, err);
+	if (!c->room)
+		return -1;
+	return tp_resolve_since(c, err);
+}
+
+/*
+ * The upgrade's first look: refuse a bad request with a real HTTP status. lws
+ * frees this session data before the connection is established (it binds the
+ * protocol afresh), so nothing is kept; tp_ws_filter resolves again.
+ */
+int tp_ws_confirm(struct tp_conn *c)
+{
+	struct gw_err err;
+	int rc = ws_resolve(c, &err);
+
+	tp_conn_release(c);
+	if (!rc)
+		return 0;
+	c->upgrading = true;
+	tp_http_error(c, &err);
+	c->upgrading = false;
+	return 1; /* we answered; lws completes the HTTP transaction */
+}
+
+/* The session data that will live with the WebSocket: take the room and cursor. */
+int tp_ws_filter(struct tp_conn *c)
+{
+	struct gw_err err;
+
+	if (ws_resolve(c, &err)) {
+		/* Passed tp_ws_confirm a moment ago; only a race (e.g. max_rooms) lands here. */
+		tp_conn_release(c);
+		return -1;
+	}
+	return 0;
+}
+
+int tp_ws_established(struct tp_conn *c)
+{
+	struct tp_worker *wk = c->wk;
+
+	if (!c->room) {
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, NULL, 0);
+		return -1;
+	}
+	c->state = TP_WS;
+	c->replies = NULL;
+	c->replies_tail = &c->replies;
+	c->ws_prev = NULL;
+	c->ws_next = wk->ws_conns;
+	if (wk->ws_conns)
+		wk->ws_conns->ws_prev = c;
+	wk->ws_conns = c;
+	gw_metric_add(GW_M_CONN_WS, 1);
+	c->sub.ops = &ws_ops;
+	gw_room_subscribe(c->room, &c->sub, wk->id);
+	if (gw_pos_pending(c->room, &c->pos))
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static int close_with(struct tp_conn *c, enum lws_close_status code, const char *why)
+{
+	lws_close_reason(c->wsi, code, (unsigned char *)(uintptr_t)why, strlen(why));
+	return -1;
+}
+
+static int queue_reply(struct tp_conn *c, const struct gw_buf *b)
+{
+	struct tp_reply *r;
+
+	if (c->nreplies >= MAX_PENDING_REPLIES)
+		return close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "replies not being read");
+	r = malloc(sizeof(*r) + LWS_PRE + b->len);
+	if (!r)
+		return close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+	r->next = NULL;
+	r->len = b->len;
+	memcpy(r->data + LWS_PRE, gw_buf_data(b), b->len);
+	*c->replies_tail = r;
+	c->replies_tail = &r->next;
+	c->nreplies++;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static int reply_error(struct tp_conn *c, const char *id, const struct gw_err *err)
+{
+	struct gw_buf *b = &c->wk->zout;
+	int rc = 0;
+
+	gw_metric_reject(err->code);
+	gw_buf_reset(b);
+	rc |= gw_buf_puts(b, "{\"op\":\"error\",\"id\":");
+	rc |= gw_buf_puts(b, id);
+	rc |= gw_buf_puts(b, ",\"error\":\"");
+	rc |= gw_buf_puts(b, err->code);
+	rc |= gw_buf_puts(b, "\",\"detail\":");
+	rc |= gw_json_put_str(b, err->detail, strlen(err->detail));
+	rc |= gw_buf_putc(b, '}');
+	return rc ? -1 : queue_reply(c, b);
+}
+
+static int handle_message(struct tp_conn *c, const char *msg, size_t len)
+{
+	struct json_object *obj = NULL, *v;
+	const char *id = "null";
+	struct gw_err err;
+	uint64_t seq;
+	int rc;
+
+	if (gw_ingest_parse(msg, len, &obj, &err))
+		return reply_error(c, id, &err);
+	if (json_object_object_get_ex(obj, "id", &v) &&
+	    (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double) ||
+	     json_object_is_type(v, json_type_string)))
+		id = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+	if (!json_object_object_get_ex(obj, "op", &v) || !json_object_is_type(v, json_type_string) ||
+	    strcmp(json_object_get_string(v), "danmaku")) {
+		gw_fail(&err, 400, "unknown_op", "supported ops: danmaku");
+		rc = reply_error(c, id, &err);
+	} else if (gw_ingest_danmaku(c->wk->srv->ingest, c->room, obj, &seq, &err)) {
+		rc = reply_error(c, id, &err);
+	} else {
+		struct gw_buf *b = &c->wk->zout;
+
+		gw_buf_reset(b);
+		rc = gw_buf_printf(b, "{\"op\":\"ack\",\"id\":%s,\"seq\":%llu}", id,
+				   (unsigned long long)seq);
+		rc = rc ? -1 : queue_reply(c, b);
+	}
+	json_object_put(obj);
+	return rc;
+}
+
+int tp_ws_receive(struct tp_conn *c, const void *in, size_t len)
+{
+	size_t max = (size_t)c->wk->srv->cfg->ws_max_message_bytes;
+	int rc;
+
+	if (c->closing || c->state != TP_WS)
+		return 0;
+	if (lws_frame_is_binary(c->wsi))
+		return close_with(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames not accepted");
+	/* Refuse as soon as the declared size is known, before buffering it. */
+	if (c->rx.len + len + lws_remaining_packet_payload(c->wsi) > max)
+		return close_with(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+	if (gw_buf_append(&c->rx, in, len))
+		return close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+	if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi))
+		return 0;
+	if (!gw_utf8_valid(gw_buf_data(&c->rx), c->rx.len, NULL))
+		return close_with(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text is not valid UTF-8");
+	rc = handle_message(c, gw_buf_data(&c->rx), c->rx.len);
+	/* Idle connections should not keep a big buffer around. */
+	if (c->rx.cap > 2048)
+		gw_buf_free(&c->rx);
+	else
+		gw_buf_reset(&c->rx);
+	return rc;
+}
+
+int tp_ws_writeable(struct tp_conn *c)
+{
+	struct tp_worker *wk = c->wk;
+	struct gw_batch info;
+
+	if (c->state != TP_WS)
+		return 0;
+	if (c->closing)
+		return -1; /* the close reason is set: lws sends the close frame */
+	if (c->replies) {
+		struct tp_reply *r = c->replies;
+		int n;
+
+		c->replies = r->next;
+		if (!c->replies)
+			c->replies_tail = &c->replies;
+		c->nreplies--;
+		n = lws_write(c->wsi, r->data + LWS_PRE, r->len, LWS_WRITE_TEXT);
+		free(r);
+		if (n < 0)
+			return -1;
+		if (c->replies || gw_pos_pending(c->room, &c->pos))
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (!gw_pos_pending(c->room, &c->pos))
+		return 0;
+	gw_buf_reset(&wk->out);
+	if (gw_batch_build(c->room, &c->pos, (size_t)wk->srv->cfg->batch_max_bytes, &wk->out,
+			   &info))
+		return close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+	if (lws_write(c->wsi, (unsigned char *)gw_buf_data(&wk->out), wk->out.len,
+		      LWS_WRITE_TEXT) < 0)
+		return -1;
+	gw_metric_add(GW_M_DELIVERED_WS, (int64_t)info.count);
+	gw_metric_add(GW_M_BYTES_WS, (int64_t)wk->out.len);
+	if (info.gap)
+		gw_metric_add(GW_M_GAPS, 1);
+	if (info.more)
+		lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+void tp_ws_closed(struct tp_conn *c)
+{
+	struct tp_worker *wk = c->wk;
+
+	if (c->state != TP_WS)
+		return;
+	if (c->ws_prev)
+		c->ws_prev->ws_next = c->ws_next;
+	else
+		wk->ws_conns = c->ws_next;
+	if (c->ws_next)
+		c->ws_next->ws_prev = c->ws_prev;
+	while (c->replies) {
+		struct tp_reply *r = c->replies;
+		c->replies = r->next;
+		free(r);
+	}
+	c->nreplies = 0;
+	gw_metric_add(GW_M_CONN_WS, -1);
+	c->state = TP_IDLE;
+	tp_conn_release(c);
+}
+
+void tp_ws_shutdown(struct tp_worker *wk)
+{
+	for (struct tp_conn *c = wk->ws_conns; c; c = c->ws_next) {
+		static const char why[] = "shutting down";
+
+		c->closing = true;
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
+				 (unsigned char *)(uintptr_t)why, sizeof(why) - 1);
+		lws_callback_on_writable(c->wsi);
+	}
+}
