@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the Debian packages livegate needs that are not installed yet.
+# Usage: scripts/deps.sh [build|test]   (test adds what the test suite runs)
+set -euo pipefail
+
+pkgs=(cmake make gcc pkg-config
+      libwebsockets-dev libwebsockets-evlib-ev libev-dev
+      libssl-dev zlib1g-dev libsodium-dev libjson-c-dev libcmocka-dev)
+if [ "${1:-build}" = test ]; then
+  # Clients this project did not write: curl, Debian's python3 + python3-websockets, openssl CLI.
+  pkgs+=(curl python3 python3-websockets openssl)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "deps: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
