@@ -2,25 +2,33 @@
  * gw_filter: blocked-words filter, one Aho-Corasick automaton over all words
  * (see filter.h).
  *
- * Representation. A dense DFA row per state (256 x 4 bytes) would make every
- * byte one lookup, but costs ~60 MB for 10,000 six-byte words. Reducing the
- * alphabet to byte classes does not save it: a CJK word list touches 100+
- * distinct bytes (lead bytes plus all 64 continuation bytes), so rows stay
- * large. Instead the trie is numbered in BFS order from the sorted word list,
- * which makes the children of every state a contiguous, label-sorted id range
- * [first[s], first[s + 1]): an edge costs one label byte and its target is
- * implicit. Each state then needs 17 bytes (first, fail, count, outlen,
- * label); only the root, where every scan restarts, gets a dense 256-entry
- * row. Measured: ~1 MB for 10,000 six-byte words.
+ * Representation. A complete DFA (one row of next states per state) makes
+ * every byte a single lookup, but 10,000 six-byte words give ~60,000 states,
+ * and 256 x 4 bytes per row is 60 MB. Byte classes (0 for bytes in no word,
+ * then one per distinct word byte, A-Z sharing a-z's) shrink the rows but not
+ * enough: a CJK list alone uses ~70 distinct bytes (all 64 continuation bytes
+ * among them), still ~17 MB. So only the root and states with at least
+ * DENSE_MIN_CHILDREN children get a complete row over the classes: that is
+ * where the fan-out is, near the root, and where fail links land. The other
+ * states, most of them (deep in the trie, one child), keep only their goto
+ * edges. The trie is numbered in BFS order from the sorted word list, so the
+ * children of a state are a contiguous, class-sorted id range
+ * [first[s], first[s + 1]): an edge costs one label byte, its target is
+ * implicit, and fewer than DENSE_MIN_CHILDREN are scanned linearly. A trie has
+ * fewer states with k+ children than words / (k - 1), so with at most 218
+ * classes (valid UTF-8 minus A-Z) the rows stay under 3 MB for 10,000 words
+ * even in the worst case; measured, 10,000 random six-byte words take 0.9 MB
+ * in all (ASCII or CJK), 1.4 MB with 2-byte characters (more distinct bytes).
  *
- * Scanning follows goto edges (binary search in the child range) and fail
- * links on a miss. Every fail step strictly shortens the current match and
- * every byte lengthens it by at most one, so a text of n bytes costs at most
- * 2n transitions whatever the number of words. Fail links skip states without
- * children (they can never take a goto edge), so a miss after a complete word
- * costs one step, not two. Output is precomputed per state: how many words end
- * here (the state's own word plus all words on its fail chain) and the longest
- * of them, so reporting a position is O(1) too, never a per-word loop.
+ * Scanning: a byte in no word resets to the root at once; a dense state
+ * answers with one lookup; a sparse one checks its few edges and on a miss
+ * follows its fail link. Every fail step strictly shortens the current match
+ * and every byte lengthens it by at most one, so a text of n bytes costs fewer
+ * than 2n steps whatever the number of words; typically a miss reaches a dense
+ * state in one link. Fail links skip states without children (they can never
+ * take a goto edge). Output is precomputed per state: how many words end here
+ * (its own word plus all words on its fail chain) and the longest of them, so
+ * reporting a position is O(1) too, never a per-word loop.
  *
  * Words are folded (A-Z to a-z) when built and text bytes when scanned; other
  * bytes match exactly. Duplicate words (after folding) are stored once, and
@@ -41,6 +49,7 @@
 
 #include "gateway/utf8.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,15 +58,22 @@
 #define MARK_LEAD 0xff /* first byte of a masked character, becomes '*' */
 #define MARK_CONT 0xfe /* other bytes of a masked character, dropped */
 
+/* States with this many children get a dense row; fewer are searched linearly. */
+#define DENSE_MIN_CHILDREN 4
+#define NO_ROW             UINT32_MAX
+
 struct gw_filter {
 	size_t nwords;
 	uint32_t nstates;
-	uint32_t root[256]; /* root's full row: child for each byte, 0 = stay at root */
-	uint32_t *first;    /* [nstates + 1]: children of s are first[s] .. first[s + 1] - 1 */
-	uint32_t *fail;     /* longest proper suffix state that has children (or root) */
-	uint32_t *count;    /* words ending at this state, fail chain included */
-	uint32_t *outlen;   /* bytes of the longest of them (0 when count is 0) */
-	uint8_t *label;     /* byte on the edge into s */
+	uint32_t nclasses; /* byte classes: 0 = in no word, then one per distinct byte */
+	uint8_t cls[256];  /* text byte -> class, ASCII case folded */
+	uint32_t *first;   /* [nstates + 1]: children of s are first[s] .. first[s + 1] - 1 */
+	uint32_t *fail;    /* longest proper suffix state that has children (or root) */
+	uint32_t *count;   /* words ending at this state, fail chain included */
+	uint32_t *outlen;  /* bytes of the longest of them (0 when count is 0) */
+	uint32_t *dense;   /* row of s in rows, or NO_ROW */
+	uint8_t *label;    /* class on the edge into s; ascending within a child range */
+	uint32_t *rows;    /* nclasses entries per dense state: the complete transition */
 };
 
 /* A word to insert: folded bytes, not NUL-terminated. */
@@ -71,25 +87,19 @@ static inline unsigned char fold(unsigned char c)
 	return (unsigned char)((unsigned)c - 'A' < 26u ? c + ('a' - 'A') : c);
 }
 
-static inline uint32_t step(const struct gw_filter *f, uint32_t s, unsigned char c)
+static inline uint32_t step(const struct gw_filter *f, uint32_t s, unsigned c)
 {
+	if (!c)
+		return 0; /* a byte no word contains: every match breaks */
 	for (;;) {
-		uint32_t lo, hi;
+		uint32_t r = f->dense[s], i, end;
 
-		if (s == 0)
-			return f->root[c];
-		lo = f->first[s];
-		hi = f->first[s + 1];
-		while (lo < hi) {
-			uint32_t mid = lo + (hi - lo) / 2;
-
-			if (f->label[mid] < c)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (lo < f->first[s + 1] && f->label[lo] == c)
-			return lo;
+		if (r != NO_ROW)
+			return f->rows[(size_t)r * f->nclasses + c];
+		end = f->first[s + 1];
+		for (i = f->first[s]; i < end; i++)
+			if (f->label[i] == c)
+				return i;
 		s = f->fail[s];
 	}
 }
@@ -112,11 +122,11 @@ static int span_cmp(const void *a, const void *b)
  */
 static struct gw_filter *build(struct span *w, size_t n)
 {
-	struct gw_filter *f = NULL;
-	uint32_t *lo = NULL, *hi = NULL, *depth = NULL;
-	size_t m = 0, states = 1, i;
-	uint32_t ns, s;
-	char *mem;
+	struct gw_filter *f = NULL, *ret = NULL;
+	uint32_t *lo = NULL, *hi = NULL, *depth = NULL, *rows = NULL;
+	size_t m = 0, states = 1, nrows = 1, i;
+	uint32_t ns, s, c, r;
+	bool used[256] = {false};
 
 	if (n)
 		qsort(w, n, sizeof(*w), span_cmp);
@@ -131,28 +141,41 @@ static struct gw_filter *build(struct span *w, size_t n)
 			if (lcp == prev->len && lcp == w[i].len)
 				continue; /* duplicate */
 		}
-		/* A sorted word adds one state per byte past its common prefix with the previous. */
+		/* A sorted word adds a state per byte past its common prefix with the last. */
 		if (w[i].len - lcp > (size_t)UINT32_MAX - 1 - states)
-			return NULL;
+			goto out; /* state ids are uint32_t */
 		states += w[i].len - lcp;
+		for (; lcp < w[i].len; lcp++)
+			used[w[i].p[lcp]] = true;
 		w[m++] = w[i];
 	}
 
 	/* One block: the header, the uint32_t arrays, then the labels. */
-	mem = calloc(1, sizeof(*f) + (4 * states + 1) * sizeof(uint32_t) + states);
+	f = calloc(1, sizeof(*f) + (5 * states + 1) * sizeof(uint32_t) + states);
 	lo = malloc(states * sizeof(*lo));
 	hi = malloc(states * sizeof(*hi));
 	depth = malloc(states * sizeof(*depth));
-	if (!mem || !lo || !hi || !depth)
+	if (!f || !lo || !hi || !depth)
 		goto out;
-	f = (struct gw_filter *)mem;
 	f->nwords = m;
 	f->nstates = (uint32_t)states;
-	f->first = (uint32_t *)(mem + sizeof(*f));
+	f->first = (uint32_t *)(f + 1);
 	f->fail = f->first + states + 1;
 	f->count = f->fail + states;
 	f->outlen = f->count + states;
-	f->label = (uint8_t *)(f->outlen + states);
+	f->dense = f->outlen + states;
+	f->label = (uint8_t *)(f->dense + states);
+
+	/*
+	 * Classes in byte order, so sorted bytes stay sorted classes. Valid UTF-8
+	 * without A-Z uses at most 217 distinct bytes: the ids fit a uint8_t.
+	 */
+	f->nclasses = 1;
+	for (c = 0; c < 256; c++)
+		if (used[c])
+			f->cls[c] = (uint8_t)f->nclasses++;
+	for (c = 'A'; c <= 'Z'; c++)
+		f->cls[c] = f->cls[c + ('a' - 'A')];
 
 	/* BFS over the sorted words: state s stands for the words w[lo[s] .. hi[s]). */
 	ns = 1;
@@ -163,34 +186,52 @@ static struct gw_filter *build(struct span *w, size_t n)
 		uint32_t a = lo[s], b = hi[s], d = depth[s];
 
 		f->first[s] = ns;
+		f->dense[s] = NO_ROW;
 		if (a < b && w[a].len == d) {
 			f->count[s] = 1; /* the prefix itself is a word; it sorts first */
 			a++;
 		}
 		while (a < b) {
-			unsigned char c = w[a].p[d];
+			unsigned char byte = w[a].p[d];
 			uint32_t e = a + 1;
 
-			while (e < b && w[e].p[d] == c)
+			while (e < b && w[e].p[d] == byte)
 				e++;
-			f->label[ns] = c;
+			f->label[ns] = f->cls[byte];
 			lo[ns] = a;
 			hi[ns] = e;
 			depth[ns] = d + 1;
 			ns++;
 			a = e;
 		}
+		if (s && ns - f->first[s] >= DENSE_MIN_CHILDREN)
+			nrows++;
 	}
 	f->first[ns] = ns;
-	for (s = f->first[0]; s < f->first[1]; s++)
-		f->root[f->label[s]] = s;
 
-	/* Fail links in BFS order: a parent's link (shorter) is always ready. */
-	for (s = 1; s < ns; s++) {
+	rows = malloc(nrows * f->nclasses * sizeof(*rows));
+	if (!rows)
+		goto out;
+	f->rows = rows;
+	/*
+	 * In BFS order, so everything step() reads from a shorter state (its fail
+	 * link, its row) is final: first a dense state's complete row, then the
+	 * fail links of its children.
+	 */
+	for (s = 0, r = 0; s < ns; s++) {
 		uint32_t t;
 
+		if (!s || f->first[s + 1] - f->first[s] >= DENSE_MIN_CHILDREN) {
+			uint32_t *row = rows + (size_t)r * f->nclasses;
+
+			for (c = 0; c < f->nclasses; c++)
+				row[c] = s ? step(f, f->fail[s], c) : 0;
+			for (t = f->first[s]; t < f->first[s + 1]; t++)
+				row[f->label[t]] = t;
+			f->dense[s] = r++;
+		}
 		for (t = f->first[s]; t < f->first[s + 1]; t++)
-			f->fail[t] = step(f, f->fail[s], f->label[t]);
+			f->fail[t] = s ? step(f, f->fail[s], f->label[t]) : 0;
 	}
 	/* Outputs along the true fail chain, before it is shortcut below. */
 	for (s = 1; s < ns; s++) {
@@ -206,13 +247,16 @@ static struct gw_filter *build(struct span *w, size_t n)
 		if (fs && f->first[fs] == f->first[fs + 1])
 			f->fail[s] = f->fail[fs];
 	}
-	mem = NULL;
+	ret = f;
+	f = NULL;
+	rows = NULL;
 out:
-	free(mem);
+	free(f);
+	free(rows);
 	free(lo);
 	free(hi);
 	free(depth);
-	return f;
+	return ret;
 }
 
 /* Fold the valid, non-empty words into one arena and build. */
@@ -269,8 +313,8 @@ struct gw_filter *gw_filter_load(const char *path, char *err, size_t errlen)
 	fp = fopen(path, "r");
 	if (!fp) {
 		if (err && errlen)
-			snprintf(err, errlen, "%s: cannot open", path);
-		return NULL;
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
 	}
 	while ((got = getline(&line, &linecap, fp)) != -1) {
 		size_t a = 0, b = (size_t)got;
@@ -334,7 +378,8 @@ oom:
 	if (err && errlen)
 		snprintf(err, errlen, "%s: out of memory", path);
 out:
-	fclose(fp);
+	if (fp)
+		fclose(fp);
 	free(line);
 	free(offs);
 	free(arena);
@@ -344,7 +389,10 @@ out:
 
 void gw_filter_free(struct gw_filter *f)
 {
-	free(f); /* one block, see build() */
+	if (!f)
+		return;
+	free(f->rows);
+	free(f); /* the states are in the same block, see build() */
 }
 
 size_t gw_filter_count(const struct gw_filter *f)
@@ -359,7 +407,7 @@ bool gw_filter_matches(const struct gw_filter *f, const char *text, size_t len)
 	size_t i;
 
 	for (i = 0; i < len; i++) {
-		s = step(f, s, fold(t[i]));
+		s = step(f, s, f->cls[t[i]]);
 		if (f->count[s])
 			return true;
 	}
@@ -390,7 +438,7 @@ size_t gw_filter_mask(const struct gw_filter *f, char *text, size_t *len)
 	for (i = 0; i < n; i++) {
 		size_t a;
 
-		s = step(f, s, fold(t[i]));
+		s = step(f, s, f->cls[t[i]]);
 		if (!f->count[s])
 			continue;
 		a = i + 1 - f->outlen[s];

@@ -23,6 +23,8 @@
  * Concurrent callers may pass slightly out-of-order times for one key; an
  * older time never refills nor moves the bucket's clock back.
  *
+ * Every take, granted or refused, makes its key the most recent: a key that
+ * is being refused is active, and forgetting it would hand it a full bucket.
  * A key evicted (or never stored because memory ran out) simply starts again
  * with a full bucket, which is what the header promises for forgotten keys.
  *
@@ -36,15 +38,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_STRIPES	    64
+#define MAX_STRIPES         64
 #define MIN_KEYS_PER_STRIPE 32
-#define MIN_BUCKETS	    16
-#define TAKE_SLACK	    1e-9
-#define WAIT_SLACK	    0.5e-9
+#define MIN_BUCKETS         16
+#define TAKE_SLACK          1e-9
+#define WAIT_SLACK          0.5e-9
+
+/* LRU list link; the head lives in the stripe, so it is not a whole entry. */
+struct rl_link {
+	struct rl_link *prev, *next;
+};
 
 struct rl_entry {
-	struct rl_entry *hnext;       /* hash chain */
-	struct rl_entry *prev, *next; /* LRU list, most recent after the head */
+	struct rl_link lru;     /* first, so a link converts back to its entry */
+	struct rl_entry *hnext; /* hash chain */
 	uint64_t hash;
 	double tokens;
 	int64_t last_ms;
@@ -57,8 +64,8 @@ struct rl_stripe {
 	struct rl_entry **buckets; /* power-of-two count, grows with n */
 	size_t nbuckets;
 	size_t n, cap;
-	struct rl_entry lru; /* list head: lru.next most recent, lru.prev least */
-} __attribute__((aligned(64)));
+	struct rl_link lru;     /* list head: lru.next most recent, lru.prev least */
+} __attribute__((aligned(64))); /* no false sharing between neighbouring stripes */
 
 struct gw_ratelimit {
 	double rate_per_ms;
@@ -107,16 +114,16 @@ static uint64_t hash_key(const char *key, size_t len)
 
 static void lru_unlink(struct rl_entry *e)
 {
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
+	e->lru.prev->next = e->lru.next;
+	e->lru.next->prev = e->lru.prev;
 }
 
 static void lru_push_front(struct rl_stripe *st, struct rl_entry *e)
 {
-	e->prev = &st->lru;
-	e->next = st->lru.next;
-	st->lru.next->prev = e;
-	st->lru.next = e;
+	e->lru.prev = &st->lru;
+	e->lru.next = st->lru.next;
+	st->lru.next->prev = &e->lru;
+	st->lru.next = &e->lru;
 }
 
 static void hash_unlink(struct rl_stripe *st, struct rl_entry *e)
@@ -165,7 +172,8 @@ static struct rl_entry *lookup(struct rl_stripe *st, uint64_t h, const char *key
 	struct rl_entry *e = st->buckets[h & (st->nbuckets - 1)];
 
 	for (; e; e = e->hnext)
-		if (e->hash == h && e->keylen == keylen && (!keylen || !memcmp(e->key, key, keylen)))
+		if (e->hash == h && e->keylen == keylen &&
+		    (!keylen || !memcmp(e->key, key, keylen)))
 			return e;
 	return NULL;
 }
@@ -176,12 +184,12 @@ static struct rl_entry *lookup(struct rl_stripe *st, uint64_t h, const char *key
  * keys does not churn malloc. NULL on OOM.
  */
 static struct rl_entry *insert(struct gw_ratelimit *rl, struct rl_stripe *st, uint64_t h,
-			       const char *key, size_t keylen, int64_t now_ms)
+                               const char *key, size_t keylen, int64_t now_ms)
 {
 	struct rl_entry *e = NULL;
 
 	if (st->n == st->cap) {
-		e = st->lru.prev;
+		e = (struct rl_entry *)st->lru.prev;
 		lru_unlink(e);
 		hash_unlink(st, e);
 		st->n--;
@@ -216,8 +224,8 @@ static struct rl_entry *insert(struct gw_ratelimit *rl, struct rl_stripe *st, ui
 
 struct gw_ratelimit *gw_ratelimit_new(double rate, double burst, size_t max_keys)
 {
-	struct gw_ratelimit *rl = NULL;
-	size_t ns = 1, i, inited = 0;
+	struct gw_ratelimit *rl = NULL, *ret = NULL;
+	size_t ns = 1, i;
 
 	/* Written so that NaN and infinities fail too. */
 	if (!(rate > 0 && rate <= DBL_MAX) || !(burst >= 1 && burst <= DBL_MAX) || max_keys < 1)
@@ -227,16 +235,16 @@ struct gw_ratelimit *gw_ratelimit_new(double rate, double burst, size_t max_keys
 
 	rl = calloc(1, sizeof(*rl));
 	if (!rl)
-		goto fail;
+		goto out;
 	rl->rate_per_ms = rate / 1000.0;
 	rl->burst = burst;
-	rl->nstripes = ns;
 	for (rl->stripe_shift = 64; ((size_t)1 << (64 - rl->stripe_shift)) < ns;)
 		rl->stripe_shift--;
 	rl->stripes = aligned_alloc(64, ns * sizeof(*rl->stripes));
 	if (!rl->stripes)
-		goto fail;
+		goto out;
 	memset(rl->stripes, 0, ns * sizeof(*rl->stripes));
+	/* nstripes counts the stripes set up, so gw_ratelimit_free can undo a partial one. */
 	for (i = 0; i < ns; i++) {
 		struct rl_stripe *st = &rl->stripes[i];
 
@@ -244,24 +252,19 @@ struct gw_ratelimit *gw_ratelimit_new(double rate, double burst, size_t max_keys
 		st->nbuckets = MIN_BUCKETS;
 		st->buckets = calloc(st->nbuckets, sizeof(*st->buckets));
 		if (!st->buckets)
-			goto fail;
+			goto out;
 		if (pthread_mutex_init(&st->lock, NULL)) {
 			free(st->buckets);
-			st->buckets = NULL;
-			goto fail;
+			goto out;
 		}
 		st->lru.next = st->lru.prev = &st->lru;
-		inited++;
+		rl->nstripes++;
 	}
-	return rl;
-fail:
-	if (rl && rl->stripes) {
-		rl->nstripes = inited;
-		gw_ratelimit_free(rl);
-	} else {
-		free(rl);
-	}
-	return NULL;
+	ret = rl;
+	rl = NULL;
+out:
+	gw_ratelimit_free(rl);
+	return ret;
 }
 
 void gw_ratelimit_free(struct gw_ratelimit *rl)
@@ -272,11 +275,11 @@ void gw_ratelimit_free(struct gw_ratelimit *rl)
 		return;
 	for (i = 0; i < rl->nstripes; i++) {
 		struct rl_stripe *st = &rl->stripes[i];
-		struct rl_entry *e = st->lru.next, *next;
+		struct rl_link *l = st->lru.next, *next;
 
-		for (; e != &st->lru; e = next) {
-			next = e->next;
-			free(e);
+		for (; l != &st->lru; l = next) {
+			next = l->next;
+			free(l); /* the entry: its link is at offset 0 */
 		}
 		free(st->buckets);
 		pthread_mutex_destroy(&st->lock);
@@ -286,7 +289,7 @@ void gw_ratelimit_free(struct gw_ratelimit *rl)
 }
 
 bool gw_ratelimit_take(struct gw_ratelimit *rl, const char *key, size_t keylen, int64_t now_ms,
-		       int64_t *retry_after_ms)
+                       int64_t *retry_after_ms)
 {
 	uint64_t h = hash_key(key, keylen);
 	struct rl_stripe *st = &rl->stripes[rl->stripe_shift < 64 ? h >> rl->stripe_shift : 0];
@@ -305,7 +308,10 @@ bool gw_ratelimit_take(struct gw_ratelimit *rl, const char *key, size_t keylen, 
 		lru_unlink(e);
 		lru_push_front(st, e);
 		if (now_ms > e->last_ms) {
-			e->tokens += (double)(now_ms - e->last_ms) * rl->rate_per_ms;
+			/* unsigned: no overflow whatever the two times are */
+			uint64_t dt = (uint64_t)now_ms - (uint64_t)e->last_ms;
+
+			e->tokens += (double)dt * rl->rate_per_ms;
 			if (e->tokens > rl->burst)
 				e->tokens = rl->burst;
 			e->last_ms = now_ms;

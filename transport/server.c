@@ -27,6 +27,16 @@
 /* Grace period for 1001 close frames to leave before the loops stop. */
 #define STOP_GRACE_S 0.5
 
+/*
+ * lws 4.1.6's libev plugin re-arms its single timer with ev_timer_set() +
+ * ev_timer_start() on a watcher that may already be active, which libev
+ * ignores: a new deadline earlier than the armed one (a long-poll's wait, a
+ * ping, an I/O timeout) then waits for the later one. The plugin does service
+ * every ripe lws timer after any I/O event, so a periodic wake of the loop
+ * bounds how late an lws timer can be. One pipe write per tick per worker.
+ */
+#define LWS_TIMER_TICK_S 0.05
+
 struct tp_worker *tp_worker_of(struct lws *wsi)
 {
 	return lws_context_user(lws_get_context(wsi));
@@ -61,6 +71,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 {
 	struct tp_conn *c = user;
 
+	/*
+	 * lws calls some reasons with no session data (a request it refused
+	 * before binding the protocol, the event pipe). Only these need none.
+	 */
+	if (!c && reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED &&
+	    reason != LWS_CALLBACK_WSI_CREATE && reason != LWS_CALLBACK_WSI_DESTROY &&
+	    reason != LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+		return reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_ESTABLISHED ? -1 : 0;
+
 	switch (reason) {
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		on_cancel(tp_worker_of(wsi));
@@ -79,8 +98,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			struct tp_conn tmp = {.wsi = wsi, .wk = tp_worker_of(wsi)};
 			return tp_ws_confirm(&tmp);
 		}
-		if (!c)
-			return -1;
 		c->wsi = wsi;
 		c->wk = tp_worker_of(wsi);
 		if (reason == LWS_CALLBACK_HTTP)
@@ -108,8 +125,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		return 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		/* lws is about to free this session data (keep-alive reuse, upgrade). */
-		if (c)
-			tp_conn_cleanup(c);
+		tp_conn_cleanup(c);
 		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (c)
@@ -164,6 +180,13 @@ static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (n)
 		gw_log_debug("reclaimed %zu idle rooms", n);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tp_worker *wk = w->data;
+
+	lws_cancel_service(wk->ctx);
 }
 
 static void stop_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -264,6 +287,9 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 	ev_io_init(&wk->accept_w, accept_cb, wk->lfd, EV_READ);
 	wk->accept_w.data = wk;
 	ev_io_start(wk->loop, &wk->accept_w);
+	ev_timer_init(&wk->tick_w, tick_cb, LWS_TIMER_TICK_S, LWS_TIMER_TICK_S);
+	wk->tick_w.data = wk;
+	ev_timer_start(wk->loop, &wk->tick_w);
 	ev_timer_init(&wk->stop_w, stop_cb, STOP_GRACE_S, 0.);
 	wk->stop_w.data = wk;
 	if (wk->id == 0) {

@@ -112,10 +112,19 @@ int tp_ws_established(struct tp_conn *c)
 	return 0;
 }
 
+/*
+ * Close with a status. Returning -1 from RECEIVE would drop the connection
+ * while the peer's remaining frames sit unread, and the kernel may then reset
+ * it before the close frame is read; instead stop reading and let the next
+ * writable callback end the connection, which sends the close frame normally.
+ */
 static int close_with(struct tp_conn *c, enum lws_close_status code, const char *why)
 {
+	c->closing = true;
 	lws_close_reason(c->wsi, code, (unsigned char *)(uintptr_t)why, strlen(why));
-	return -1;
+	lws_callback_on_writable(c->wsi);
+	gw_buf_free(&c->rx);
+	return 0;
 }
 
 static int queue_reply(struct tp_conn *c, const struct gw_buf *b)

@@ -228,14 +228,14 @@ static void write_file(char *path, const char *data, size_t len)
 static void test_load(void **state)
 {
 	static const char data[] = "# blocked words\n"
-				   "\n"
-				   "  bad  \r\n"
-				   "Worse\r\n"
-				   "\t\xe5\x9d\x8f\xe8\x9b\x8b\t\n"
-				   "   \n"
-				   "#notaword\n"
-				   "two words\n"
-				   "last"; /* no final newline */
+	                           "\n"
+	                           "  bad  \r\n"
+	                           "Worse\r\n"
+	                           "\t\xe5\x9d\x8f\xe8\x9b\x8b\t\n"
+	                           "   \n"
+	                           "#notaword\n"
+	                           "two words\n"
+	                           "last"; /* no final newline */
 	char path[] = "/tmp/filter_test_XXXXXX";
 	char err[256];
 	struct gw_filter *f;
@@ -247,8 +247,8 @@ static void test_load(void **state)
 	assert_non_null(f);
 	assert_int_equal(gw_filter_count(f), 5);
 	assert_int_equal(mask_eq(f, "bad, WORSE, \xe5\x9d\x8f\xe8\x9b\x8b, two words, last",
-				 "***, *****, **, *********, ****"),
-			 5);
+	                         "***, *****, **, *********, ****"),
+	                 5);
 	/* comment lines are not words (and the trimming shows in the mask above) */
 	assert_false(gw_filter_matches(f, "notaword", 8));
 	assert_false(gw_filter_matches(f, "# blocked words", 15));
@@ -257,7 +257,7 @@ static void test_load(void **state)
 
 static void test_load_invalid_utf8(void **state)
 {
-	static const char data[] = "good\n# fine\nb\xc0\x80" "d\nalso good\n";
+	static const char data[] = "good\n# fine\nb\xc0\x80\x64\nalso good\n"; /* \x64 is 'd' */
 	char path[] = "/tmp/filter_test_XXXXXX";
 	char err[256];
 	struct gw_filter *f;
@@ -308,8 +308,8 @@ static uint32_t rnd(void)
 }
 
 /* The alphabet: ASCII letters in both cases (so folding matters) and wider characters. */
-static const char *const units[] = {"a", "b", "A", "B", "c", "\xc3\xa9", "\xe5\x9d\x8f",
-				    "\xf0\x9f\x98\x80"};
+static const char *const units[] = {
+    "a", "b", "A", "B", "c", "\xc3\xa9", "\xe5\x9d\x8f", "\xf0\x9f\x98\x80"};
 #define NUNITS (sizeof(units) / sizeof(units[0]))
 
 static size_t rand_string(char *out, size_t min_units, size_t max_units)
@@ -347,7 +347,7 @@ static int ieq(const char *a, const char *b, size_t n)
  * folding) are one word, as in the filter.
  */
 static size_t naive_mask(char words[][32], size_t nw, const char *text, size_t len, char *out,
-			 size_t *outlen)
+                         size_t *outlen)
 {
 	unsigned char covered[512] = {0};
 	size_t hits = 0, i, j, k, w = 0;
@@ -398,7 +398,8 @@ static void test_brute_force(void **state)
 	for (i = 0; i < NT; i++) {
 		char text[512], buf[512], want[512];
 		/* long texts nearly always match, short ones mostly not: take both */
-		size_t len = rand_string(text, 0, i % 2 ? 8 : 50), wantlen, buflen = len, hits, nhits;
+		size_t len = rand_string(text, 0, i % 2 ? 8 : 50), wantlen, buflen = len, hits,
+		       nhits;
 
 		nhits = naive_mask(words, NW, text, len, want, &wantlen);
 		assert_int_equal(gw_filter_matches(f, text, len), nhits > 0);

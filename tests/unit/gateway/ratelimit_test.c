@@ -141,6 +141,31 @@ static void test_refill(void **state)
 	gw_ratelimit_free(rl);
 }
 
+static void test_extreme_values(void **state)
+{
+	struct gw_ratelimit *rl = gw_ratelimit_new(1, 2, 10);
+	struct gw_ratelimit *slow = gw_ratelimit_new(1e-300, 1, 10);
+	int64_t retry = 0;
+
+	(void)state;
+	assert_non_null(rl);
+	assert_non_null(slow);
+	/* the whole int64 range between two takes: no overflow, bucket just refills */
+	assert_true(take(rl, "k", INT64_MIN, NULL));
+	assert_true(take(rl, "k", INT64_MIN, NULL));
+	assert_false(take(rl, "k", INT64_MIN, NULL));
+	assert_true(take(rl, "k", INT64_MAX, NULL));
+	assert_true(take(rl, "k", INT64_MAX, NULL));
+	assert_false(take(rl, "k", INT64_MAX, &retry));
+	assert_int_equal(retry, 1000);
+	/* a wait too long for int64 saturates */
+	assert_true(take(slow, "k", 0, NULL));
+	assert_false(take(slow, "k", 0, &retry));
+	assert_true(retry == INT64_MAX);
+	gw_ratelimit_free(rl);
+	gw_ratelimit_free(slow);
+}
+
 static void test_independent_keys(void **state)
 {
 	struct gw_ratelimit *rl = gw_ratelimit_new(1, 2, 100);
@@ -196,6 +221,28 @@ static void test_lru_eviction(void **state)
 	assert_int_equal(gw_ratelimit_keys(rl), 4);
 	assert_false(take(rl, "c", 11, NULL));
 	assert_true(take(rl, "a", 12, NULL)); /* forgotten too */
+	gw_ratelimit_free(rl);
+}
+
+/* Eviction reuses the old entry's memory: a longer key must not overrun it. */
+static void test_eviction_key_sizes(void **state)
+{
+	struct gw_ratelimit *rl = gw_ratelimit_new(0.001, 1, 1);
+	char big[300];
+	size_t len;
+
+	(void)state;
+	assert_non_null(rl);
+	memset(big, 'k', sizeof(big));
+	for (len = 1; len <= sizeof(big); len += 37) {
+		big[0] = (char)('a' + len % 26); /* differs from the previous key */
+		assert_true(gw_ratelimit_take(rl, big, len, 0, NULL));
+		assert_false(gw_ratelimit_take(rl, big, len, 0, NULL));
+		assert_int_equal(gw_ratelimit_keys(rl), 1);
+	}
+	/* and shorter again */
+	assert_true(take(rl, "x", 0, NULL));
+	assert_false(take(rl, "x", 0, NULL));
 	gw_ratelimit_free(rl);
 }
 
@@ -293,8 +340,10 @@ int main(void)
 		cmocka_unit_test(test_retry_after_exact),
 		cmocka_unit_test(test_fractional_rate),
 		cmocka_unit_test(test_refill),
+		cmocka_unit_test(test_extreme_values),
 		cmocka_unit_test(test_independent_keys),
 		cmocka_unit_test(test_lru_eviction),
+		cmocka_unit_test(test_eviction_key_sizes),
 		cmocka_unit_test(test_bound_many_keys),
 		cmocka_unit_test(test_threads_exact),
 	};

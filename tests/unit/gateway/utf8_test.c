@@ -114,9 +114,9 @@ static void test_ascii(void **state)
 
 static void test_multibyte(void **state)
 {
-	const char *he = "h\xc3\xa9llo";      /* héllo */
+	const char *he = "h\xc3\xa9llo";             /* héllo */
 	const char *dm = "\xe5\xbc\xb9\xe5\xb9\x95"; /* 弹幕 */
-	const char *emoji = "\xf0\x9f\x98\x80"; /* U+1F600 */
+	const char *emoji = "\xf0\x9f\x98\x80";      /* U+1F600 */
 	const char *mix = "a\xc3\xa9\xe5\xbc\xb9\xf0\x9f\x98\x80z";
 
 	(void)state;
@@ -141,13 +141,13 @@ static void test_overlong(void **state)
 static void test_surrogates(void **state)
 {
 	(void)state;
-	assert_invalid("\xed\xa0\x80", 3); /* U+D800 */
-	assert_invalid("\xed\xaf\xbf", 3); /* U+DBFF */
-	assert_invalid("\xed\xb0\x80", 3); /* U+DC00 */
-	assert_invalid("\xed\xbf\xbf", 3); /* U+DFFF */
+	assert_invalid("\xed\xa0\x80", 3);             /* U+D800 */
+	assert_invalid("\xed\xaf\xbf", 3);             /* U+DBFF */
+	assert_invalid("\xed\xb0\x80", 3);             /* U+DC00 */
+	assert_invalid("\xed\xbf\xbf", 3);             /* U+DFFF */
 	assert_invalid("\xed\xa0\xbd\xed\xb8\x80", 6); /* a CESU-8 pair */
-	assert_valid("\xed\x9f\xbf", 3, 1);    /* U+D7FF */
-	assert_valid("\xee\x80\x80", 3, 1);    /* U+E000 */
+	assert_valid("\xed\x9f\xbf", 3, 1);            /* U+D7FF */
+	assert_valid("\xee\x80\x80", 3, 1);            /* U+E000 */
 }
 
 static void test_too_large(void **state)
@@ -176,9 +176,9 @@ static void test_truncated(void **state)
 	assert_invalid("\xf0\x9f", 2);
 	assert_invalid("\xf0", 1);
 	/* cut short by a non-continuation byte, not by the end */
-	assert_invalid("\xc3" "a", 2);
-	assert_invalid("\xe5\xbc" "a", 3);
-	assert_invalid("\xf0\x9f\x98" "a", 4);
+	assert_invalid("\xc3\x61", 2); /* \x61 is 'a' */
+	assert_invalid("\xe5\xbc\x61", 3);
+	assert_invalid("\xf0\x9f\x98\x61", 4);
 	assert_invalid("\xe5\xbc\xc3\xa9", 4);
 	/* the full string is valid; every proper prefix cutting the emoji is not */
 	assert_valid("ab\xf0\x9f\x98\x80", 6, 3);
@@ -192,7 +192,7 @@ static void test_stray_continuation(void **state)
 	(void)state;
 	assert_invalid("\x80", 1);
 	assert_invalid("\xbf", 1);
-	assert_invalid("a\x80" "b", 3);
+	assert_invalid("a\x80\x62", 3);
 	assert_invalid("\xc3\xa9\xa9", 3); /* one continuation too many */
 	assert_invalid("\xe5\xbc\xb9\x80", 4);
 	assert_invalid("\xf0\x9f\x98\x80\x80", 5);
@@ -205,10 +205,9 @@ static void test_boundaries(void **state)
 		size_t bytes;
 		int valid;
 	} cases[] = {
-		{0x0, 1, 1},       {0x7f, 1, 1},     {0x80, 2, 1},       {0x7ff, 2, 1},
-		{0x800, 3, 1},     {0xd7ff, 3, 1},   {0xd800, 3, 0},     {0xdfff, 3, 0},
-		{0xe000, 3, 1},    {0xfffd, 3, 1},   {0xffff, 3, 1},     {0x10000, 4, 1},
-		{0x10ffff, 4, 1},  {0x110000, 4, 0}, {0x1fffff, 4, 0},
+		{0x0, 1, 1},    {0x7f, 1, 1},    {0x80, 2, 1},     {0x7ff, 2, 1},    {0x800, 3, 1},
+		{0xd7ff, 3, 1}, {0xd800, 3, 0},  {0xdfff, 3, 0},   {0xe000, 3, 1},   {0xfffd, 3, 1},
+		{0xffff, 3, 1}, {0x10000, 4, 1}, {0x10ffff, 4, 1}, {0x110000, 4, 0}, {0x1fffff, 4, 0},
 	};
 	unsigned char b[8];
 	size_t i, n;
@@ -242,7 +241,8 @@ static void test_boundaries(void **state)
 static void test_bad_byte_every_position(void **state)
 {
 	/* 23 ASCII, é, 弹, 12 ASCII, emoji: 44 bytes, 38 code points */
-	const char *base = "The quick brown fox jum\xc3\xa9\xe5\xbc\xb9ps over the \xf0\x9f\x98\x80";
+	const char *base =
+	    "The quick brown fox jum\xc3\xa9\xe5\xbc\xb9ps over the \xf0\x9f\x98\x80";
 	size_t len = strlen(base), pos, chars;
 	unsigned char s[64];
 	static const unsigned char bad[] = {0x80, 0xbf, 0xc0, 0xc1, 0xf5, 0xff};
@@ -262,7 +262,7 @@ static void test_bad_byte_every_position(void **state)
 		}
 		/* truncation right there: valid iff pos is a character boundary */
 		assert_int_equal(gw_utf8_valid((const char *)base, pos, &chars),
-				 (((unsigned char)base[pos] & 0xc0) != 0x80));
+		                 (((unsigned char)base[pos] & 0xc0) != 0x80));
 	}
 	/* a valid 2-byte char at every position of a pure ASCII run */
 	for (pos = 0; pos <= 40; pos++) {
