@@ -157,13 +157,17 @@ uint64_t gw_ring_publish(struct gw_ring *r, const char *rest, size_t rest_len, i
 	size_t plen;
 	int64_t ts;
 
-	if (rest_len + sizeof(prefix) > gw_ring_max_message(r))
+	if (rest_len > gw_ring_max_message(r))
 		return 0;
 	pthread_mutex_lock(&r->wlock);
 	head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	s = head + 1;
 	ts = now_ms > r->last_ts ? now_ms : r->last_ts;
 	plen = fmt_prefix(prefix, s, ts);
+	if (plen + rest_len > gw_ring_max_message(r)) {
+		pthread_mutex_unlock(&r->wlock);
+		return 0;
+	}
 	need = PAD8(plen + rest_len);
 
 	start = r->wpos;

@@ -38,10 +38,15 @@ void tp_gzip_free(struct tp_gzip *gz)
 
 int tp_gzip(struct tp_gzip *gz, const char *src, size_t len, struct gw_buf *out)
 {
-	size_t bound = deflateBound(&gz->z, (uLong)len);
+	size_t bound;
 	int rc;
 
-	if (deflateReset(&gz->z) != Z_OK || gw_buf_reserve(out, bound))
+	/* Reset first: a finished gzip stream has its wrapper disabled, and
+	 * deflateBound would then leave out the header and trailer. */
+	if (deflateReset(&gz->z) != Z_OK)
+		return -1;
+	bound = deflateBound(&gz->z, (uLong)len);
+	if (gw_buf_reserve(out, bound))
 		return -1;
 	gz->z.next_in = (Bytef *)(uintptr_t)src;
 	gz->z.avail_in = (uInt)len;
@@ -56,32 +61,37 @@ int tp_gzip(struct tp_gzip *gz, const char *src, size_t len, struct gw_buf *out)
 
 bool tp_gzip_accepted(const char *ae)
 {
-	/* A token list: "gzip", "gzip;q=0.5", "deflate, gzip", "*". q=0 refuses. */
+	/*
+	 * A list of codings with optional q: "deflate, gzip;q=0.5", "*". An
+	 * explicit "gzip" entry decides; otherwise "*" does; q=0 refuses.
+	 */
+	int gzip = -1, star = -1; /* -1 not named, 0 refused, 1 accepted */
 	const char *p = ae;
 
 	while (p && *p) {
 		size_t n;
+		bool zero = false;
 
 		while (*p == ' ' || *p == '\t' || *p == ',')
 			p++;
 		n = strcspn(p, ",;");
 		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
 			n--;
-		bool match = (n == 4 && !strncasecmp(p, "gzip", 4)) || (n == 1 && *p == '*');
+		bool is_gzip = n == 4 && !strncasecmp(p, "gzip", 4);
+		bool is_star = n == 1 && *p == '*';
 		p += strcspn(p, ",;");
-		bool zero = false;
 		while (*p == ';') {
 			p++;
 			while (*p == ' ')
 				p++;
-			if (!strncasecmp(p, "q=", 2)) {
-				double q = strtod(p + 2, NULL);
-				zero = q <= 0.0;
-			}
+			if (!strncasecmp(p, "q=", 2))
+				zero = strtod(p + 2, NULL) <= 0.0;
 			p += strcspn(p, ",;");
 		}
-		if (match)
-			return !zero;
+		if (is_gzip)
+			gzip = !zero;
+		else if (is_star)
+			star = !zero;
 	}
-	return false;
+	return gzip >= 0 ? gzip == 1 : star == 1;
 }
