@@ -257,7 +257,7 @@ class WsTest(lg.ServerTest):
         rm = lg.room()
         raw = lg.RawWS(self.srv, "/v1/rooms/%s/ws" % rm)
         try:
-            msg = json.dumps({"op": "danmaku", "id": 5, "uid": "u", "text": "frag 弹幕"}).encode()
+            msg = json.dumps({"op": "danmaku", "id": 5, "uid": "u", "text": "frag 弹幕"}, ensure_ascii=False).encode()
             cut = msg.index("弹".encode()) + 1  # split inside a multi-byte character
             raw.send(0x1, msg[:cut], fin=False)
             raw.send(0x0, msg[cut:], fin=True)
