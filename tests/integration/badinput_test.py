@@ -52,7 +52,8 @@ class BadInputTest(lg.ServerTest):
                     self.assertError(r, 400, "bad_room")
                 except AssertionError:
                     problems.append("%s room %r -> %s %r" % (what, rm, r.status, r.body[:100]))
-        self.assertEqual(problems, [], "bad rooms not refused with 400 bad_room:\n" + "\n".join(problems))
+        if problems:
+            self.fail("bad rooms not refused with 400 bad_room:\n" + "\n".join(problems))
         # 64 characters is fine
         r = self.post_raw(body(), room="b" * 64)
         self.assertEqual((r.status, r.json()), (202, {"seq": 1}), r)
@@ -157,7 +158,8 @@ class BadInputTest(lg.ServerTest):
                     self.assertError(r, 400, "bad_cursor")
                 except AssertionError:
                     problems.append("since=%r wait=%r -> %s %r" % (c, wait, r.status, r.body[:120]))
-        self.assertEqual(problems, [], "cursors accepted or wrongly refused:\n" + "\n".join(problems))
+        if problems:
+            self.fail("cursors accepted or wrongly refused:\n" + "\n".join(problems))
         # the good one still works
         b = self.srv.poll_json(rm, since=c3)
         self.assertEqual((b["msgs"], b["gap"]), ([], False))
@@ -281,6 +283,55 @@ class BodyLimitTest(lg.ServerTest):
         finally:
             s.close()
         self.assertTrue(data.startswith(b"HTTP/1.1 413"), "claimed 1 GB body: %r" % data[:200])
+
+
+class IoTimeoutTest(lg.ServerTest):
+    server_args = ["--io-timeout", "2"]
+
+    def _closed_within(self, data, limit):
+        s = socket.create_connection((lg.HOST, self.srv.port), timeout=limit)
+        t0 = time.monotonic()
+        got = b""
+        try:
+            s.sendall(data)
+            while time.monotonic() - t0 < limit:
+                try:
+                    chunk = s.recv(4096)
+                except socket.timeout:
+                    break
+                except ConnectionResetError:
+                    return True, got, time.monotonic() - t0
+                if not chunk:
+                    return True, got, time.monotonic() - t0
+                got += chunk
+            return False, got, time.monotonic() - t0
+        finally:
+            s.close()
+
+    def test_slow_headers_dropped(self):
+        closed, got, t = self._closed_within(b"GET /healthz HTTP/1.1\r\nHost: x\r\n", 8)
+        self.assertTrue(closed, "half a request held open for 8 s with io_timeout 2")
+        self.assertGreaterEqual(t, 1.0, "dropped after %.2fs, before io_timeout" % t)
+
+    def test_slow_body_dropped(self):
+        closed, got, t = self._closed_within(
+            b"POST /v1/rooms/slow/danmaku HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{\"uid\":", 8)
+        self.assertTrue(closed, "a body 90 bytes short held open for 8 s with io_timeout 2")
+        self.assertFalse(got.startswith(b"HTTP/1.1 202"), got)
+
+    def test_many_idle_connections_do_not_block_service(self):
+        socks = []
+        try:
+            for _ in range(50):
+                socks.append(socket.create_connection((lg.HOST, self.srv.port), timeout=3))
+            for s in socks[:25]:
+                s.sendall(b"GET /heal")
+            r = self.srv.curl("/healthz", timeout=3)
+            self.assertEqual(r.status, 200, r)
+        finally:
+            for s in socks:
+                s.close()
 
 
 if __name__ == "__main__":

@@ -207,5 +207,36 @@ class HttpTest(lg.ServerTest):
         self.assertIn(('"room":"%s"' % rm).encode(), data)
 
 
+class KeepaliveTest(lg.ServerTest):
+    server_args = ["--keepalive-timeout", "1"]
+
+    def test_idle_keepalive_connection_closed(self):
+        import socket
+        s = socket.create_connection((lg.HOST, self.srv.port), timeout=8)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            t0 = time.monotonic()
+            closed = False
+            while time.monotonic() - t0 < 8:
+                try:
+                    chunk = s.recv(4096)
+                except ConnectionResetError:
+                    closed = True
+                    break
+                except socket.timeout:
+                    break
+                if not chunk:
+                    closed = True
+                    break
+                data += chunk
+            elapsed = time.monotonic() - t0
+        finally:
+            s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+        self.assertTrue(closed, "idle keep-alive connection still open after 8 s with keepalive_timeout 1")
+        self.assertLess(elapsed, 5.0)
+
+
 if __name__ == "__main__":
     lg.main()

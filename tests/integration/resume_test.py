@@ -248,5 +248,60 @@ class RestartTest(lg.ServerTest):
         self.assertIs(batches[0]["gap"], True, batches)
 
 
+class ConcurrentPublishTest(lg.ServerTest):
+    """Publishers on several connections (spread over 2 workers) into one room:
+    seq numbers are unique and without holes, ts never decreases."""
+    server_args = ["--workers", "2"]
+    timeout = 90
+
+    def test_concurrent_publishers(self):
+        rm = lg.room()
+        cur = lg.current_cursor(self.srv, rm)
+        threads, results = [], {}
+
+        def work(k):
+            p = lg.Poster(self.srv)
+            out = []
+            try:
+                for i in range(100):
+                    st, body = p.post(rm, "pub%d" % k, "k%d-%d" % (k, i))
+                    out.append((st, body))
+            finally:
+                p.close()
+            results[k] = out
+
+        for k in range(6):
+            threads.append(threading.Thread(target=work, args=(k,), daemon=True))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(results), 6)
+        seqs = []
+        for k, out in results.items():
+            for st, body in out:
+                self.assertEqual(st, 202, body)
+                seqs.append(body["seq"])
+            ks = [b["seq"] for _, b in out]
+            self.assertEqual(ks, sorted(ks), "one publisher's seqs went backwards")
+        self.assertEqual(sorted(seqs), list(range(1, 601)))
+        msgs, c = [], cur
+        for _ in range(50):
+            b = self.srv.poll_json(rm, since=c)
+            self.assertIs(b["gap"], False)
+            if not b["msgs"]:
+                break
+            msgs.extend(b["msgs"])
+            c = b["cursor"]
+        self.assertEqual([m["seq"] for m in msgs], list(range(1, 601)))
+        ts = [m["ts"] for m in msgs]
+        self.assertEqual(ts, sorted(ts), "ts decreased within the room")
+        by_seq = {m["seq"]: m["text"] for m in msgs}
+        for k, out in results.items():
+            for i, (_, body) in enumerate(out):
+                self.assertEqual(by_seq[body["seq"]], "k%d-%d" % (k, i), "seq returned to the publisher "
+                                 "does not hold its message")
+
+
 if __name__ == "__main__":
     lg.main()

@@ -469,5 +469,55 @@ class WsShutdownTest(lg.ServerTest):
             self.fail("gateway did not exit within 5 s of SIGTERM")
 
 
+class WsBatchLimitTest(lg.ServerTest):
+    server_args = ["--batch-max-bytes", "4096", "--ring-slots", "1024", "--ring-bytes", "65536"]
+    timeout = 90
+
+    def test_frames_respect_batch_max_bytes(self):
+        rm = lg.room()
+        cur = lg.current_cursor(self.srv, rm)
+        texts = [("%03d" % i) + "弹" * 190 for i in range(40)]  # ~600 bytes each
+        publish(self.srv, rm, texts)
+
+        async def go():
+            ws = await lg.ws_open(self.srv, rm, since=cur)
+            sizes, msgs = [], []
+            try:
+                for _ in range(100):
+                    if len(msgs) >= 40:
+                        break
+                    raw = await asyncio.wait_for(ws.recv(), 5)
+                    sizes.append(len(raw.encode("utf-8")))
+                    f = json.loads(raw)
+                    self.assertNotIn("op", f)
+                    self.assertIs(f["gap"], False, f)
+                    msgs.extend(f["msgs"])
+                return sizes, msgs
+            finally:
+                await ws.close()
+
+        sizes, msgs = lg.run_async(go())
+        self.assertEqual([m["text"] for m in msgs], texts)
+        self.assertLessEqual(max(sizes), 4096 + 512, "ws frame sizes %r with batch_max_bytes 4096" % sizes)
+        self.assertGreaterEqual(len(sizes), 5, sizes)
+
+    def test_ws_gap_when_ring_overflowed(self):
+        rm = lg.room()
+        cur = lg.current_cursor(self.srv, rm)
+        publish(self.srv, rm, ["%04d" % i + "🎉" * 196 for i in range(120)])  # ~100 KB > 64 KiB ring
+
+        async def go():
+            ws = await lg.ws_open(self.srv, rm, since=cur)
+            try:
+                return await lg.ws_recv_json(ws, 5)
+            finally:
+                await ws.close()
+
+        f = lg.run_async(go())
+        self.assertIs(f["gap"], True, "ring overflowed but the first ws batch has gap:false (first seq %r)"
+                      % [m["seq"] for m in f["msgs"][:1]])
+        self.assertGreater(f["msgs"][0]["seq"], 1)
+
+
 if __name__ == "__main__":
     lg.main()
