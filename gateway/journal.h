@@ -90,11 +90,11 @@
  *
  * Lifetime. gw_journal_open() and gw_journal_close() are called by the owner;
  * close flushes everything pending (calling its callbacks), stops and joins
- * the writer. The owner must guarantee that no append starts after close has
- * begun returning (appends racing with the start of close get -1, appends
- * after it use freed memory). Callbacks run on the writer thread and must not
- * call gw_journal_close() (it would join itself); they should be quick, since
- * the next batch waits for them.
+ * the writer. An append that races with close is either flushed by it or gets
+ * -1 (ESHUTDOWN); the owner must make sure no thread can call append once
+ * close may have returned, since the journal is freed. Callbacks run on the
+ * writer thread and must not call gw_journal_close() (it would join itself);
+ * they may append. They should be quick: the next batch waits for them.
  *
  * The file is locked with flock(LOCK_EX | LOCK_NB) while open, so a second
  * gateway (or a second open in this one) on the same journal is refused rather
