@@ -116,12 +116,13 @@ static int render(struct gw_catalog *c)
 		rc |= gw_buf_putc(&b, '}');
 	}
 	rc |= gw_buf_puts(&b, "]}");
+	rc |= gw_buf_putc(&b, '\0'); /* usable as a C string too; not counted in json_len */
 	if (rc) {
 		gw_buf_free(&b);
 		return -1;
 	}
 	c->json = b.base; /* headroom 0: the data starts at base; c owns it now */
-	c->json_len = b.len;
+	c->json_len = b.len - 1;
 	/* A strong validator: the bytes served determine it. */
 	crypto_generichash(h, sizeof(h), (unsigned char *)c->json, c->json_len, NULL, 0);
 	snprintf(c->etag, sizeof(c->etag), "\"%02x%02x%02x%02x%02x%02x%02x%02x\"", h[0], h[1], h[2],

@@ -26,7 +26,8 @@ void gw_catalog_free(struct gw_catalog *c);
 /* The item with this id, or NULL. */
 const struct gw_catalog_item *gw_catalog_find(const struct gw_catalog *c, const char *id,
 					      size_t len);
-/* {"gifts":[…]} as served, and its strong ETag (with the quotes). */
+/* {"gifts":[…]} as served (NUL-terminated; *len excludes the NUL), and its strong ETag (with
+ * the quotes). */
 const char *gw_catalog_json(const struct gw_catalog *c, size_t *len);
 const char *gw_catalog_etag(const struct gw_catalog *c);
 size_t gw_catalog_count(const struct gw_catalog *c);

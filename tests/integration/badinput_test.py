@@ -313,6 +313,10 @@ class IoTimeoutTest(lg.ServerTest):
         self.assertTrue(closed, "half a request held open for 8 s with io_timeout 2")
         self.assertGreaterEqual(t, 1.0, "dropped after %.2fs, before io_timeout" % t)
 
+    def test_silent_connection_dropped(self):
+        closed, got, t = self._closed_within(b"", 8)
+        self.assertTrue(closed, "a connection that sent nothing held open for 8 s with io_timeout 2")
+
     def test_slow_body_dropped(self):
         closed, got, t = self._closed_within(
             b"POST /v1/rooms/slow/danmaku HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
