@@ -44,7 +44,7 @@
  *   {ts}     decimal, no sign, no leading zeros ("1700000000000")
  *   others   exactly the JSON string values
  *
- *   Example: room "lobby-1" and the request above give these 89 bytes
+ *   Example: room "lobby-1" and the request above give these 95 bytes
  *   (C string notation):
  *
  *     "livegate.gift.v1\nlobby-1\nviewer_42\nrose\n3\nt-0001\n1700000000000\n"
@@ -55,7 +55,7 @@
  *     pk   d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a
  *          (base64 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=)
  *   the "sig" of that example is
- *     1ZHv3L3Is+UnvOpm9b4Ajh7DvzWTIQ6ZdJcNkQ2aEpsNL2JsRA7Vol0vMdFrNr1zR7xTtaH4UGlr8ZvqUdi2AQ==
+ *     AbofcrBE3DytjwEMjwTcQkQpGYKoQhPKIN02Vy0iObp0q2Gw+5jTjilwpfgMsxSWaS1sKMtW+K5aw3VcReE+AA==
  *   (Ed25519 is deterministic, so any correct implementation reproduces it.)
  *
  * ---- Receipt (200 answer to an accepted gift) -------------------------------
@@ -78,9 +78,17 @@
  *   if client and server agree on it. The different first line keeps a
  *   receipt signature from ever being valid as a gift signature and back.
  *
- *   Example: the gift above accepted as seq 17 with value 30:
+ *   Example: the gift above accepted as seq 17 with value 30 gives these 57 bytes:
  *
  *     "livegate.receipt.v1\nlobby-1\nviewer_42\nt-0001\n17\nrose\n3\n30"
+ *
+ *   With the RFC 8032 section 7.1 TEST 2 seed as the server key,
+ *     seed 4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb
+ *     pk   PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw= (base64)
+ *   the receipt is
+ *     {"txn":"t-0001","seq":17,"status":"accepted","receipt_sig":
+ *      "gQCSvOZeRUIrcbwCVafaPDzyy9bnGZo+0/HuqEmc3QscRpOX4wdVpNKO2Z5fKldxnAVbrX/9jA+7I+/6vie7CA=="}
+ *   (one line on the wire; broken here to fit).
  */
 #ifndef GW_GIFT_H
 #define GW_GIFT_H

@@ -78,9 +78,9 @@ uint32_t gw_journal_crc32c(uint32_t crc, const void *buf, size_t len)
 	/* Byte loads assembled explicitly: correct on any endianness, one load on x86. */
 	while (len >= 8) {
 		uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-				     (uint32_t)p[3] << 24);
+		                     (uint32_t)p[3] << 24);
 		uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-			      (uint32_t)p[7] << 24;
+		              (uint32_t)p[7] << 24;
 
 		crc = crc_table[7][lo & 0xffu] ^ crc_table[6][(lo >> 8) & 0xffu] ^
 		      crc_table[5][(lo >> 16) & 0xffu] ^ crc_table[4][lo >> 24] ^
@@ -128,19 +128,19 @@ struct gw_journal {
 	pthread_t writer;
 
 	pthread_mutex_t lock;
-	pthread_cond_t wake;       /* pending became non-empty, or stopping was set */
-	struct batch pending;      /* under lock: what the next commit will write */
-	int status;                /* under lock: 0, or -errno of the first write/sync failure */
-	bool stopping;             /* under lock: close has begun */
-	bool fail_next_sync;       /* under lock: test hook */
+	pthread_cond_t wake;  /* pending became non-empty, or stopping was set */
+	struct batch pending; /* under lock: what the next commit will write */
+	int status;           /* under lock: 0, or -errno of the first write/sync failure */
+	bool stopping;        /* under lock: close has begun */
+	bool fail_next_sync;  /* under lock: test hook */
 
-	atomic_bool failed;        /* mirrors status != 0 for lock-free readers */
+	atomic_bool failed; /* mirrors status != 0 for lock-free readers */
 	atomic_uint_fast64_t records;
 	atomic_uint_fast64_t syncs;
 };
 
-static void __attribute__((format(printf, 3, 4))) set_err(char *err, size_t errlen, const char *fmt,
-							   ...)
+static void __attribute__((format(printf, 3, 4)))
+set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -207,8 +207,9 @@ static void commit(struct gw_journal *j, struct batch *b, int status, bool injec
 		if (j->status == 0) {
 			j->status = status;
 			atomic_store_explicit(&j->failed, true, memory_order_release);
-			gw_log_err("journal %s: write/fdatasync failed: %s; refusing gifts from now on",
-				   j->path, strerror(-status));
+			gw_log_err(
+			    "journal %s: write/fdatasync failed: %s; refusing gifts from now on",
+			    j->path, strerror(-status));
 		}
 		status = j->status;
 		pthread_mutex_unlock(&j->lock);
@@ -283,7 +284,7 @@ static int batch_reserve(struct batch *b, size_t len)
 }
 
 int gw_journal_append(struct gw_journal *j, const void *rec, size_t len, gw_journal_done_fn done,
-		      void *arg)
+                      void *arg)
 {
 	uint8_t hdr[GW_JOURNAL_HDR_LEN];
 	size_t framed = GW_JOURNAL_HDR_LEN + len;
@@ -389,7 +390,8 @@ static int create_journal(const char *path, char *err, size_t errlen)
 	memcpy(tmp + plen, ".tmp", 5);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		set_err(err, errlen, "journal %s: cannot create %s: %s", path, tmp, strerror(errno));
+		set_err(err, errlen, "journal %s: cannot create %s: %s", path, tmp,
+		        strerror(errno));
 		goto out;
 	}
 	e = write_all(fd, (const uint8_t *)GW_JOURNAL_MAGIC, GW_JOURNAL_MAGIC_LEN);
@@ -405,7 +407,7 @@ static int create_journal(const char *path, char *err, size_t errlen)
 	e = sync_dir_of(path);
 	if (e) {
 		set_err(err, errlen, "journal %s: cannot fsync its directory: %s", path,
-			strerror(-e));
+		        strerror(-e));
 		goto out;
 	}
 	gw_log_info("journal %s: created", path);
@@ -447,16 +449,16 @@ static const char *record_problem(const uint8_t *base, uint64_t size, uint64_t o
  * not be opened.
  */
 static int validate(const char *path, const uint8_t *base, uint64_t size, uint64_t *good_end,
-		    uint64_t *count, const char **why, char *err, size_t errlen)
+                    uint64_t *count, const char **why, char *err, size_t errlen)
 {
 	uint64_t off = GW_JOURNAL_MAGIC_LEN, n = 0;
 	uint32_t len;
 
 	if (size < GW_JOURNAL_MAGIC_LEN || memcmp(base, GW_JOURNAL_MAGIC, GW_JOURNAL_MAGIC_LEN)) {
 		set_err(err, errlen,
-			"journal %s: bad magic (expected \"%s\" in the first %d bytes): not a "
-			"livegate journal, refusing to open it",
-			path, GW_JOURNAL_MAGIC, GW_JOURNAL_MAGIC_LEN);
+		        "journal %s: bad magic (expected \"%s\" in the first %d bytes): not a "
+		        "livegate journal, refusing to open it",
+		        path, GW_JOURNAL_MAGIC, GW_JOURNAL_MAGIC_LEN);
 		return -1;
 	}
 	while (off < size && !(*why = record_problem(base, size, off, &len))) {
@@ -469,11 +471,11 @@ static int validate(const char *path, const uint8_t *base, uint64_t size, uint64
 	for (uint64_t p = off + 1; p + GW_JOURNAL_HDR_LEN <= size; p++) {
 		if (!record_problem(base, size, p, &len)) {
 			set_err(err, errlen,
-				"journal %s: record %" PRIu64 " at offset %" PRIu64
-				" is damaged (%s) but a valid record follows at offset %" PRIu64
-				" (file size %" PRIu64 "): damage before the tail, refusing to "
-				"open; the file was not modified",
-				path, n, off, *why, p, size);
+			        "journal %s: record %" PRIu64 " at offset %" PRIu64
+			        " is damaged (%s) but a valid record follows at offset %" PRIu64
+			        " (file size %" PRIu64 "): damage before the tail, refusing to "
+			        "open; the file was not modified",
+			        path, n, off, *why, p, size);
 			return -1;
 		}
 	}
@@ -481,7 +483,7 @@ static int validate(const char *path, const uint8_t *base, uint64_t size, uint64
 }
 
 struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay, void *arg,
-				   char *err, size_t errlen)
+                                   char *err, size_t errlen)
 {
 	struct gw_journal *j = NULL, *ret = NULL;
 	const uint8_t *map = MAP_FAILED;
@@ -523,7 +525,7 @@ struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay
 	}
 	if (flock(j->fd, LOCK_EX | LOCK_NB) < 0) {
 		set_err(err, errlen, "journal %s: cannot lock (%s): is another livegate using it?",
-			path, strerror(errno));
+		        path, strerror(errno));
 		goto out;
 	}
 	if (fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -543,7 +545,7 @@ struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay
 		}
 	}
 	if (validate(path, map == MAP_FAILED ? (const uint8_t *)"" : map, size, &good_end, &count,
-		     &why, err, errlen))
+	             &why, err, errlen))
 		goto out;
 	if (replay) {
 		uint64_t off = GW_JOURNAL_MAGIC_LEN;
@@ -554,9 +556,9 @@ struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay
 
 			if (rc) {
 				set_err(err, errlen,
-					"journal %s: replay failed (%d) at record %" PRIu64
-					", offset %" PRIu64,
-					path, rc, i, off);
+				        "journal %s: replay failed (%d) at record %" PRIu64
+				        ", offset %" PRIu64,
+				        path, rc, i, off);
 				goto out;
 			}
 			off += GW_JOURNAL_HDR_LEN + len;
@@ -569,12 +571,13 @@ struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay
 	if (good_end < size) {
 		if (ftruncate(j->fd, (off_t)good_end) < 0 || fsync(j->fd) < 0) {
 			set_err(err, errlen, "journal %s: cannot cut the damaged tail: %s", path,
-				strerror(errno));
+			        strerror(errno));
 			goto out;
 		}
-		gw_log_warn("journal %s: cut %" PRIu64 " bytes of torn/corrupt tail at offset %" PRIu64
-			    " (%s) after %" PRIu64 " valid records",
-			    path, size - good_end, good_end, why, count);
+		gw_log_warn("journal %s: cut %" PRIu64
+		            " bytes of torn/corrupt tail at offset %" PRIu64 " (%s) after %" PRIu64
+		            " valid records",
+		            path, size - good_end, good_end, why, count);
 	}
 	atomic_init(&j->records, count);
 	atomic_init(&j->syncs, 0);
@@ -587,7 +590,7 @@ struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e) {
 		set_err(err, errlen, "journal %s: cannot start writer thread: %s", path,
-			strerror(e));
+		        strerror(e));
 		goto out;
 	}
 	ret = j;

@@ -111,7 +111,7 @@
 #define GW_JOURNAL_MAGIC     "LGJRNL01"
 #define GW_JOURNAL_MAGIC_LEN 8
 /* Bytes before each payload: u32 length + u32 CRC-32C. */
-#define GW_JOURNAL_HDR_LEN   8
+#define GW_JOURNAL_HDR_LEN 8
 /* Largest payload gw_journal_append accepts and open considers plausible. */
 #define GW_JOURNAL_MAX_RECORD (64u * 1024u)
 
@@ -145,7 +145,7 @@ typedef void (*gw_journal_done_fn)(void *arg, int status);
  * replay returned non-zero; a refused file is left unmodified.
  */
 struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay, void *arg,
-				   char *err, size_t errlen);
+                                   char *err, size_t errlen);
 
 /*
  * Queue one record for the next group commit. Any thread. Copies the record
@@ -158,7 +158,7 @@ struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay
  * errno of the write/fsync failure that made the journal failed.
  */
 int gw_journal_append(struct gw_journal *j, const void *rec, size_t len, gw_journal_done_fn done,
-		      void *arg);
+                      void *arg);
 
 /* Bytes of framed records that may wait for the writer before appends get EAGAIN. */
 #define GW_JOURNAL_MAX_PENDING (16u * 1024u * 1024u)

@@ -262,6 +262,8 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 	info.protocols = srv->protocols;
 	info.user = wk;
 	info.timeout_secs = (unsigned)cfg->io_timeout;
+	/* lws holds a new connection's header table under this one, not timeout_secs. */
+	info.timeout_secs_ah_idle = (unsigned)cfg->io_timeout;
 	info.keepalive_timeout = (int)cfg->keepalive_timeout;
 	info.retry_and_idle_policy = &srv->idle_policy;
 	info.alpn = "http/1.1";
