@@ -123,7 +123,8 @@ static int load_fd(int fd, const char *path, unsigned char pk[32], unsigned char
 	}
 	if (st.st_size != (off_t)sizeof(seed)) {
 		fail(err, errlen,
-		     "server key %s is %lld bytes; the file must be exactly %zu (a raw Ed25519 seed)",
+		     "server key %s is %lld bytes; the file must be exactly %zu "
+		     "(a raw Ed25519 seed)",
 		     path, (long long)st.st_size, sizeof(seed));
 		goto out;
 	}

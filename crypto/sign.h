@@ -32,7 +32,8 @@ int cr_sign_init(void);
  * also refuses non-canonical signatures and small-order public keys, so a
  * signature cannot be re-encoded into a second valid one.
  */
-bool cr_verify(const unsigned char pk[32], const void *msg, size_t len, const unsigned char sig[64]);
+bool cr_verify(const unsigned char pk[32], const void *msg, size_t len,
+	       const unsigned char sig[64]);
 
 /* Detached Ed25519 signature of msg[0..len) with sk (deterministic, RFC 8032). */
 void cr_sign(const unsigned char sk[64], const void *msg, size_t len, unsigned char sig[64]);

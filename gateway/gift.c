@@ -158,7 +158,8 @@ int gw_gift_from_json(struct json_object *obj, struct gw_gift *g, struct gw_err 
 		return -1;
 	if (cr_b64_decode(s, len, g->sig, sizeof(g->sig), &siglen) || siglen != sizeof(g->sig))
 		return gw_fail(err, 400, "bad_sig",
-			       "\"sig\" must be standard padded base64 of a 64-byte Ed25519 signature");
+			       "\"sig\" must be standard padded base64 of a 64-byte Ed25519 "
+			       "signature");
 	return 0;
 }
 

@@ -58,7 +58,7 @@
  *     AbofcrBE3DytjwEMjwTcQkQpGYKoQhPKIN02Vy0iObp0q2Gw+5jTjilwpfgMsxSWaS1sKMtW+K5aw3VcReE+AA==
  *   (Ed25519 is deterministic, so any correct implementation reproduces it.)
  *
- * ---- Receipt (200 answer to an accepted gift) -------------------------------
+ * ---- Receipt (the answer to an accepted gift) ------------------------------
  *
  *   {"txn":"t-0001","seq":17,"status":"accepted","receipt_sig":"..."}
  *

@@ -150,8 +150,8 @@ static int load_seed(const char *path, unsigned char seed[32])
 		       text[len - 1] == '\t'))
 		len--;
 	if (cr_b64_decode(text, len, seed, 32, &n) || n != 32) {
-		fprintf(stderr, PROG ": %s does not hold a base64 32-byte seed (see keygen --out)\n",
-			path);
+		fprintf(stderr,
+			PROG ": %s does not hold a base64 32-byte seed (see keygen --out)\n", path);
 		goto out;
 	}
 	rc = 0;

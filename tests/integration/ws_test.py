@@ -519,5 +519,54 @@ class WsBatchLimitTest(lg.ServerTest):
         self.assertGreater(f["msgs"][0]["seq"], 1)
 
 
+class WsSlowReaderTest(lg.ServerTest):
+    """A subscriber that stops reading while the ring wraps: it must get everything, or
+    a batch with gap:true where messages were lost; never a silent gap, never a stall."""
+    server_args = ["--ring-slots", "1024", "--ring-bytes", "65536"]
+    timeout = 120
+
+    def test_slow_reader_never_silent_gap(self):
+        rm = lg.room()
+        cur = lg.current_cursor(self.srv, rm)
+        raw = lg.RawWS(self.srv, "/v1/rooms/%s/ws?since=%s" % (rm, cur))
+        try:
+            raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            n = 2000
+            seqs = publish(self.srv, rm, ["%05d" % i + "🎉" * 195 for i in range(n)])  # ~1.7 MB
+            last_seq = seqs[-1]
+            last, gaps, frames = 0, 0, 0
+            deadline = time.monotonic() + 60
+            while last < last_seq:
+                self.assertLess(time.monotonic(), deadline, "stalled at seq %d of %d" % (last, last_seq))
+                op, payload = raw.read_frame(10)
+                if op == 0x9:
+                    raw.send(0xA, payload)
+                    continue
+                self.assertEqual(op, 0x1, "unexpected opcode %d (%r)" % (op, payload[:80]))
+                f = json.loads(payload)
+                self.assertNotIn("op", f)
+                frames += 1
+                if not f["msgs"]:
+                    continue
+                first = f["msgs"][0]["seq"]
+                if f["gap"]:
+                    gaps += 1
+                    self.assertGreater(first, last + 1, "gap:true but nothing was skipped (last %d, first %d)"
+                                       % (last, first))
+                else:
+                    self.assertEqual(first, last + 1, "silent gap: after seq %d came %d with gap:false"
+                                     % (last, first))
+                ss = [m["seq"] for m in f["msgs"]]
+                self.assertEqual(ss, list(range(first, first + len(ss))))
+                last = ss[-1]
+        finally:
+            raw.close()
+        if gaps:
+            m = self.srv.metrics()
+            self.assertGreaterEqual(m.get("livegate_reader_overruns_total", 0), 1,
+                                    "%d gaps delivered but livegate_reader_overruns_total is 0" % gaps)
+        print("slow reader: %d frames, %d gaps" % (frames, gaps))
+
+
 if __name__ == "__main__":
     lg.main()
