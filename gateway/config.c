@@ -95,6 +95,14 @@ const struct gw_config_def gw_config_table[] = {
     {ROW("blocked_words_mode", blocked_words_mode, GW_CFG_ENUM), .def = "mask",
      .choices = blocked_words_modes,
      .help = "on a blocked word: mask it with one * per character, or reject the post"},
+    /* gifts */
+    {ROW("admin_token", admin_token, GW_CFG_STRING), .def = "",
+     .help = "bearer token for PUT /v1/keys/{uid}; the environment variable "
+	     "LIVEGATE_ADMIN_TOKEN overrides it; empty = key registration disabled"},
+    {ROW("gift_catalog_file", gift_catalog_file, GW_CFG_STRING), .def = "",
+     .help = "JSON gift catalog {\"gifts\":[{\"id\",\"name\",\"price\"}]}; empty = built-in"},
+    {ROW("gift_max_skew", gift_max_skew, GW_CFG_INT), .min = 1, .max = 86400, .def = "300",
+     .help = "seconds a gift's signed ts may differ from the server's clock"},
     /* timeouts */
     {ROW("ws_ping_interval", ws_ping_interval, GW_CFG_INT), .min = 0, .max = 3600, .def = "20",
      .help = "seconds between pings to an idle WebSocket; 0 disables"},

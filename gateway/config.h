@@ -52,6 +52,10 @@ struct gw_config {
 	/* content */
 	char *blocked_words_file;
 	char *blocked_words_mode;   /* "mask" | "reject" */
+	/* gifts */
+	char *admin_token;          /* "" disables PUT /v1/keys */
+	char *gift_catalog_file;
+	int64_t gift_max_skew;      /* seconds */
 	/* timeouts */
 	int64_t ws_ping_interval;   /* seconds; 0 disables pings */
 	int64_t io_timeout;         /* seconds: headers, body, pong */

@@ -530,9 +530,11 @@ class WsSlowReaderTest(lg.ServerTest):
         cur = lg.current_cursor(self.srv, rm)
         raw = lg.RawWS(self.srv, "/v1/rooms/%s/ws?since=%s" % (rm, cur))
         try:
-            raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            n = 2000
-            seqs = publish(self.srv, rm, ["%05d" % i + "🎉" * 195 for i in range(n)])  # ~1.7 MB
+            raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            # ~8.5 MB while the reader sleeps: more than the kernel's socket buffers
+            # (tcp_wmem max 4 MB here) plus the 64 KiB ring can hold
+            n = 10000
+            seqs = publish(self.srv, rm, ["%05d" % i + "🎉" * 195 for i in range(n)])
             last_seq = seqs[-1]
             last, gaps, frames = 0, 0, 0
             deadline = time.monotonic() + 60
@@ -566,6 +568,7 @@ class WsSlowReaderTest(lg.ServerTest):
             self.assertGreaterEqual(m.get("livegate_reader_overruns_total", 0), 1,
                                     "%d gaps delivered but livegate_reader_overruns_total is 0" % gaps)
         print("slow reader: %d frames, %d gaps" % (frames, gaps))
+        self.assertGreaterEqual(gaps, 1, "8.5 MB through a 64 KiB ring to a sleeping reader without any gap")
 
 
 if __name__ == "__main__":

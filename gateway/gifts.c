@@ -1,0 +1,558 @@
+/* The gift service. See gifts.h for the order of checks and the threads. */
+#include "gateway/gifts.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include <time.h>
+
+#include "crypto/b64.h"
+#include "crypto/sign.h"
+#include "gateway/board.h"
+#include "gateway/catalog.h"
+#include "gateway/clock.h"
+#include "gateway/gift.h"
+#include "gateway/journal.h"
+#include "gateway/json.h"
+#include "gateway/keys.h"
+#include "gateway/ledger.h"
+#include "gateway/log.h"
+#include "gateway/map.h"
+#include "gateway/metrics.h"
+#include "gateway/room.h"
+
+/* A gift on its way through the journal. Owned by the service until done runs. */
+struct pend {
+	struct gw_gifts *gs;
+	struct gw_room *room; /* reference held */
+	struct gw_gift g;
+	struct gw_ledger_gift lg; /* points into g and room_name */
+	char room_name[65];
+	size_t room_len;
+	uint64_t seq, value;
+	gw_gifts_done_fn done;
+	void *arg;
+	struct gw_buf receipt;
+};
+
+/* A committed gift for the leaderboard thread. */
+struct board_item {
+	struct board_item *next;
+	uint64_t value;
+	size_t room_len, uid_len;
+	char room[65];
+	char uid[65];
+};
+
+struct gw_gifts {
+	struct gw_rooms *rooms;
+	int64_t max_skew_ms;
+	unsigned char pk[32], sk[64];
+	char server_key_json[80];
+	struct gw_keys *keys;
+	struct gw_catalog *catalog;
+	struct gw_ledger *ledger;
+	struct gw_journal *journal;
+	struct gw_board *board;
+	/* room -> last gift seq (uint64_t *), under seq_lock */
+	pthread_mutex_t seq_lock;
+	struct gw_map *seqs;
+	/* leaderboard thread and its queue */
+	pthread_t board_thread;
+	bool board_started;
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;
+	struct board_item *q_head, **q_tail;
+	bool q_stop;
+};
+
+static void ledger_gift_of(struct gw_ledger_gift *lg, const struct gw_gift *g, const char *room,
+			   size_t room_len)
+{
+	*lg = (struct gw_ledger_gift){
+		.room = room, .room_len = room_len, .uid = g->uid, .uid_len = strlen(g->uid),
+		.txn = g->txn, .txn_len = strlen(g->txn), .gift = g->gift,
+		.gift_len = strlen(g->gift), .count = g->count, .nonce = g->nonce,
+		.nonce_len = strlen(g->nonce), .ts = g->ts,
+	};
+}
+
+/* The room's next gift seq (seq_lock held). 0 on OOM. */
+static uint64_t *room_seq(struct gw_gifts *gs, const char *room, size_t room_len)
+{
+	uint64_t *s = gw_map_get(gs->seqs, room, room_len);
+
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s || gw_map_put(gs->seqs, room, room_len, s, NULL)) {
+			free(s);
+			return NULL;
+		}
+	}
+	return s;
+}
+
+/* ---- leaderboard thread ---------------------------------------------------------------- */
+
+static void push_rank(void *arg, const char *room, size_t room_len, const char *top, size_t len)
+{
+	struct gw_gifts *gs = arg;
+	struct gw_room *r = gw_rooms_acquire(gs->rooms, room, room_len, NULL);
+	struct gw_buf msg;
+
+	if (!r)
+		return; /* the rooms table is full; the next refresh tries again */
+	gw_buf_init(&msg, 0);
+	if (!gw_buf_puts(&msg, "\"type\":\"rank\",\"top\":") && !gw_buf_append(&msg, top, len) &&
+	    !gw_buf_putc(&msg, '}') && gw_room_publish(r, gw_buf_data(&msg), msg.len))
+		gw_metric_add(GW_M_PUBLISHED, 1);
+	gw_buf_free(&msg);
+	gw_room_release(r);
+}
+
+static void *board_main(void *arg)
+{
+	struct gw_gifts *gs = arg;
+	int64_t last_refresh = gw_clock_mono_ms();
+	bool stop = false;
+
+	while (!stop) {
+		struct board_item *list;
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 200 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&gs->q_lock);
+		if (!gs->q_head && !gs->q_stop)
+			pthread_cond_timedwait(&gs->q_cond, &gs->q_lock, &until);
+		list = gs->q_head;
+		gs->q_head = NULL;
+		gs->q_tail = &gs->q_head;
+		stop = gs->q_stop;
+		pthread_mutex_unlock(&gs->q_lock);
+
+		while (list) {
+			struct board_item *n = list->next;
+			if (gw_board_add(gs->board, list->room, list->room_len, list->uid,
+					 list->uid_len, list->value))
+				gw_log_err("leaderboard: out of memory, a gift is not ranked");
+			free(list);
+			list = n;
+		}
+		/* At most one rank push per room per second, whatever the gift rate. */
+		if (gw_clock_mono_ms() - last_refresh >= 1000) {
+			gw_board_refresh(gs->board, push_rank, gs);
+			last_refresh = gw_clock_mono_ms();
+		}
+	}
+	return NULL;
+}
+
+static void board_enqueue(struct gw_gifts *gs, const struct pend *p)
+{
+	struct board_item *it = calloc(1, sizeof(*it));
+
+	if (!it) {
+		gw_log_err("leaderboard: out of memory, a gift is not ranked");
+		return;
+	}
+	it->value = p->value;
+	it->room_len = p->room_len;
+	memcpy(it->room, p->room_name, p->room_len);
+	it->uid_len = strlen(p->g.uid);
+	memcpy(it->uid, p->g.uid, it->uid_len);
+	pthread_mutex_lock(&gs->q_lock);
+	*gs->q_tail = it;
+	gs->q_tail = &it->next;
+	pthread_cond_signal(&gs->q_cond);
+	pthread_mutex_unlock(&gs->q_lock);
+}
+
+/* ---- journal records ------------------------------------------------------------------- */
+
+static int encode_record(const struct pend *p, int64_t at, struct gw_buf *b)
+{
+	char sig[GW_GIFT_SIG_BYTES * 2];
+	int rc = 0;
+
+	cr_b64_encode(p->g.sig, sizeof(p->g.sig), sig);
+	rc |= gw_buf_printf(b, "{\"v\":1,\"at\":%lld,\"room\":\"%.*s\",\"seq\":%llu,\"uid\":\"%s\","
+			       "\"gift\":\"%s\",\"count\":%u,\"value\":%llu,\"txn\":\"%s\","
+			       "\"ts\":%lld,\"nonce\":\"%s\",\"sig\":\"%s\",\"receipt\":",
+			    (long long)at, (int)p->room_len, p->room_name,
+			    (unsigned long long)p->seq, p->g.uid, p->g.gift, p->g.count,
+			    (unsigned long long)p->value, p->g.txn, (long long)p->g.ts, p->g.nonce,
+			    sig);
+	rc |= gw_json_put_str(b, gw_buf_data(&p->receipt), p->receipt.len);
+	rc |= gw_buf_putc(b, '}');
+	return rc ? -1 : 0;
+}
+
+static const char *jstr(struct json_object *o, const char *k, size_t *len)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	*len = (size_t)json_object_get_string_len(v);
+	return json_object_get_string(v);
+}
+
+static int64_t jint(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	return json_object_get_int64(v);
+}
+
+/* Journal replay at open: rebuild the ledger, the gift seqs and the boards. */
+static int replay(void *arg, const void *rec, size_t len)
+{
+	struct gw_gifts *gs = arg;
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o = tok ? json_tokener_parse_ex(tok, rec, (int)len) : NULL;
+	const char *room, *uid, *txn, *gift, *nonce, *receipt;
+	size_t room_len, uid_len, txn_len, gift_len, nonce_len, receipt_len;
+	int64_t at, seq, count, value, ts;
+	int rc = -1;
+
+	if (!o)
+		goto out;
+	room = jstr(o, "room", &room_len);
+	uid = jstr(o, "uid", &uid_len);
+	txn = jstr(o, "txn", &txn_len);
+	gift = jstr(o, "gift", &gift_len);
+	nonce = jstr(o, "nonce", &nonce_len);
+	receipt = jstr(o, "receipt", &receipt_len);
+	at = jint(o, "at");
+	seq = jint(o, "seq");
+	count = jint(o, "count");
+	value = jint(o, "value");
+	ts = jint(o, "ts");
+	if (!room || !uid || !txn || !gift || !nonce || !receipt || at < 0 || seq < 1 ||
+	    count < 1 || value < 0 || ts < 0 || room_len > 64)
+		goto out;
+	struct gw_ledger_gift lg = {
+		.room = room, .room_len = room_len, .uid = uid, .uid_len = uid_len, .txn = txn,
+		.txn_len = txn_len, .gift = gift, .gift_len = gift_len, .count = (uint32_t)count,
+		.nonce = nonce, .nonce_len = nonce_len, .ts = ts,
+	};
+	if (gw_ledger_restore(gs->ledger, &lg, at, gw_clock_wall_ms(), receipt, receipt_len) ||
+	    gw_board_add(gs->board, room, room_len, uid, uid_len, (uint64_t)value))
+		goto out;
+	uint64_t *s = room_seq(gs, room, room_len);
+	if (!s)
+		goto out;
+	if ((uint64_t)seq > *s)
+		*s = (uint64_t)seq;
+	rc = 0;
+out:
+	json_object_put(o);
+	if (tok)
+		json_tokener_free(tok);
+	return rc;
+}
+
+/* ---- sending ---------------------------------------------------------------------------- */
+
+static void pend_free(struct pend *p)
+{
+	if (p->room)
+		gw_room_release(p->room);
+	gw_buf_free(&p->receipt);
+	free(p);
+}
+
+/* The journal writer thread: the record is durable (status 0) or cannot be. */
+static void journaled(void *arg, int status)
+{
+	struct pend *p = arg;
+	struct gw_gifts *gs = p->gs;
+	struct gw_err err;
+
+	if (status) {
+		gw_ledger_abort(gs->ledger, &p->lg);
+		gw_log_err("gift journal write failed (%s): refusing gifts from now on",
+			   strerror(-status));
+		gw_fail(&err, 503, "journal_failed", "the gift could not be stored durably");
+		p->done(p->arg, -1, NULL, 0, &err);
+		pend_free(p);
+		return;
+	}
+	if (gw_ledger_commit(gs->ledger, &p->lg, gw_buf_data(&p->receipt), p->receipt.len))
+		gw_log_err("ledger: out of memory keeping a receipt (txn %s)", p->g.txn);
+
+	/* Viewers see it now: any of them can rebuild the canonical bytes and verify. */
+	struct gw_buf msg;
+	char sig[GW_GIFT_SIG_BYTES * 2];
+	gw_buf_init(&msg, 0);
+	cr_b64_encode(p->g.sig, sizeof(p->g.sig), sig);
+	if (!gw_buf_printf(&msg, "\"type\":\"gift\",\"uid\":\"%s\",\"gift\":\"%s\",\"count\":%u,"
+				 "\"value\":%llu,\"txn\":\"%s\",\"nonce\":\"%s\",\"sig\":\"%s\","
+				 "\"sent_ts\":%lld,\"gift_seq\":%llu}",
+			   p->g.uid, p->g.gift, p->g.count, (unsigned long long)p->value,
+			   p->g.txn, p->g.nonce, sig, (long long)p->g.ts,
+			   (unsigned long long)p->seq) &&
+	    gw_room_publish(p->room, gw_buf_data(&msg), msg.len))
+		gw_metric_add(GW_M_PUBLISHED, 1);
+	else
+		gw_log_err("gift txn %s is journaled but could not enter room %.*s", p->g.txn,
+			   (int)p->room_len, p->room_name);
+	gw_buf_free(&msg);
+	board_enqueue(gs, p);
+	p->done(p->arg, 0, gw_buf_data(&p->receipt), p->receipt.len, NULL);
+	pend_free(p);
+}
+
+int gw_gifts_send(struct gw_gifts *gs, struct gw_room *room, struct json_object *obj,
+		  gw_gifts_done_fn done, void *arg, struct gw_buf *out, struct gw_err *err)
+{
+	struct pend *p = calloc(1, sizeof(*p));
+	const struct gw_catalog_item *item;
+	unsigned char pk[32];
+	const char *rname;
+	int64_t now = gw_clock_wall_ms();
+	struct gw_buf rec;
+	int rc = -1;
+
+	gw_buf_init(&rec, 0);
+	if (!p)
+		return gw_fail(err, 503, "no_memory", "out of memory");
+	gw_buf_init(&p->receipt, 0);
+	p->gs = gs;
+	rname = gw_room_name(room, &p->room_len);
+	memcpy(p->room_name, rname, p->room_len);
+
+	if (gw_gift_from_json(obj, &p->g, err))
+		goto out;
+	if (!gw_keys_get(gs->keys, p->g.uid, strlen(p->g.uid), pk)) {
+		gw_fail(err, 403, "unknown_uid", "no public key is registered for this uid");
+		goto out;
+	}
+	if (!gw_gift_verify(&p->g, p->room_name, p->room_len, pk)) {
+		gw_fail(err, 401, "bad_signature", "sig does not verify for this uid's key");
+		goto out;
+	}
+	if (p->g.ts < now - gs->max_skew_ms || p->g.ts > now + gs->max_skew_ms) {
+		gw_fail(err, 401, "stale", "ts is more than %lld s from the server's clock",
+			(long long)(gs->max_skew_ms / 1000));
+		goto out;
+	}
+	item = gw_catalog_find(gs->catalog, p->g.gift, strlen(p->g.gift));
+	if (!item) {
+		gw_fail(err, 400, "bad_gift", "no such gift in the catalog");
+		goto out;
+	}
+	p->value = item->price * p->g.count;
+
+	ledger_gift_of(&p->lg, &p->g, p->room_name, p->room_len);
+	switch (gw_ledger_begin(gs->ledger, &p->lg, now, out)) {
+	case GW_LEDGER_NEW:
+		break;
+	case GW_LEDGER_DUPLICATE:
+		rc = 1;
+		goto out;
+	case GW_LEDGER_PENDING:
+		gw_fail(err, 409, "in_progress", "this txn is being stored; retry shortly");
+		err->retry_after_s = 1;
+		goto out;
+	case GW_LEDGER_CONFLICT:
+		gw_fail(err, 409, "conflict", "this txn was used for another room, gift or count");
+		goto out;
+	case GW_LEDGER_REPLAY:
+		gw_fail(err, 409, "replay", "this nonce was already used by this uid");
+		goto out;
+	default:
+		gw_fail(err, 503, "no_memory", "out of memory");
+		goto out;
+	}
+
+	/* Reserved: from here every path commits or aborts the ledger entry. */
+	pthread_mutex_lock(&gs->seq_lock);
+	uint64_t *s = room_seq(gs, p->room_name, p->room_len);
+	p->seq = s ? ++*s : 0;
+	pthread_mutex_unlock(&gs->seq_lock);
+	if (!p->seq ||
+	    gw_gift_receipt(&p->g, p->room_name, p->room_len, p->seq, p->value, gs->sk,
+			    &p->receipt) ||
+	    encode_record(p, now, &rec)) {
+		gw_ledger_abort(gs->ledger, &p->lg);
+		gw_fail(err, 503, "no_memory", "out of memory");
+		goto out;
+	}
+	gw_room_ref(room);
+	p->room = room;
+	p->done = done;
+	p->arg = arg;
+	if (gw_journal_append(gs->journal, gw_buf_data(&rec), rec.len, journaled, p)) {
+		int e = errno;
+		gw_ledger_abort(gs->ledger, &p->lg);
+		gw_fail(err, 503, e == EAGAIN ? "busy" : "journal_failed",
+			e == EAGAIN ? "the gift journal is saturated; retry shortly"
+				    : "gifts cannot be stored durably right now");
+		if (e == EAGAIN)
+			err->retry_after_s = 1;
+		goto out;
+	}
+	p = NULL; /* journaled() owns it now */
+	rc = 0;
+out:
+	if (p)
+		pend_free(p);
+	gw_buf_free(&rec);
+	return rc;
+}
+
+/* ---- keys, boards, catalog ---------------------------------------------------------------- */
+
+int gw_gifts_put_key(struct gw_gifts *gs, const char *uid, size_t uid_len, const char *body,
+		     size_t len, struct gw_err *err)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
+	unsigned char pk[32];
+	const char *s;
+	size_t slen, n = 0;
+	int rc = -1;
+
+	if (!gw_name_valid(uid, uid_len)) {
+		gw_fail(err, 400, "bad_uid", "uid must match [A-Za-z0-9_-]{1,64}");
+		goto out;
+	}
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    json_tokener_get_parse_end(tok) != len) {
+		gw_fail(err, 400, "bad_json", "body must be {\"pk\":\"<base64>\"}");
+		goto out;
+	}
+	s = jstr(o, "pk", &slen);
+	if (!s || cr_b64_decode(s, slen, pk, sizeof(pk), &n) || n != 32) {
+		gw_fail(err, 400, "bad_pk", "pk must be the standard base64 of 32 bytes");
+		goto out;
+	}
+	rc = gw_keys_put(gs->keys, uid, uid_len, pk, err);
+out:
+	json_object_put(o);
+	if (tok)
+		json_tokener_free(tok);
+	return rc;
+}
+
+int gw_gifts_leaderboard(struct gw_gifts *gs, const char *room, size_t room_len, size_t n,
+			 struct gw_buf *out)
+{
+	int rc = gw_buf_puts(out, "{\"room\":\"");
+
+	rc |= gw_buf_append(out, room, room_len);
+	rc |= gw_buf_puts(out, "\",\"top\":");
+	rc |= gw_board_top(gs->board, room, room_len, n, out);
+	rc |= gw_buf_putc(out, '}');
+	return rc ? -1 : 0;
+}
+
+const struct gw_catalog *gw_gifts_catalog(const struct gw_gifts *gs)
+{
+	return gs->catalog;
+}
+
+const char *gw_gifts_server_key_json(const struct gw_gifts *gs)
+{
+	return gs->server_key_json;
+}
+
+/* ---- lifetime ----------------------------------------------------------------------------- */
+
+struct gw_gifts *gw_gifts_open(const struct gw_gifts_conf *conf, struct gw_rooms *rooms,
+			       char *err, size_t errlen)
+{
+	struct gw_gifts *gs = calloc(1, sizeof(*gs));
+	char path[4096], pkb64[64];
+
+	if (!gs) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	gs->rooms = rooms;
+	gs->max_skew_ms = conf->max_skew_ms;
+	gs->q_tail = &gs->q_head;
+	pthread_mutex_init(&gs->seq_lock, NULL);
+	pthread_mutex_init(&gs->q_lock, NULL);
+	pthread_cond_init(&gs->q_cond, NULL);
+	snprintf(path, sizeof(path), "%s/server.key", conf->data_dir);
+	if (cr_server_key_load(path, gs->pk, gs->sk, err, errlen))
+		goto fail;
+	cr_b64_encode(gs->pk, sizeof(gs->pk), pkb64);
+	snprintf(gs->server_key_json, sizeof(gs->server_key_json), "{\"pk\":\"%s\"}", pkb64);
+	gs->keys = gw_keys_open(conf->data_dir, err, errlen);
+	if (!gs->keys)
+		goto fail;
+	gs->catalog = gw_catalog_load(conf->catalog_file, err, errlen);
+	if (!gs->catalog)
+		goto fail;
+	/* Nonces must outlive the time a copied request could pass the staleness check. */
+	gs->ledger = gw_ledger_new(2 * conf->max_skew_ms);
+	gs->board = gw_board_new();
+	gs->seqs = gw_map_new();
+	if (!gs->ledger || !gs->board || !gs->seqs) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/gifts.journal", conf->data_dir);
+	gs->journal = gw_journal_open(path, replay, gs, err, errlen);
+	if (!gs->journal)
+		goto fail;
+	gw_board_refresh(gs->board, NULL, NULL); /* snapshots for GET right after a restart */
+	if (pthread_create(&gs->board_thread, NULL, board_main, gs)) {
+		snprintf(err, errlen, "cannot start the leaderboard thread");
+		goto fail;
+	}
+	gs->board_started = true;
+	gw_log_info("gifts: %llu journaled, %zu keys, %zu gifts in the catalog",
+		    (unsigned long long)gw_journal_records(gs->journal), gw_keys_count(gs->keys),
+		    gw_catalog_count(gs->catalog));
+	return gs;
+fail:
+	gw_gifts_close(gs);
+	return NULL;
+}
+
+void gw_gifts_close(struct gw_gifts *gs)
+{
+	if (!gs)
+		return;
+	/* The journal first: its last done callbacks still feed the board queue. */
+	if (gs->journal)
+		gw_journal_close(gs->journal);
+	if (gs->board_started) {
+		pthread_mutex_lock(&gs->q_lock);
+		gs->q_stop = true;
+		pthread_cond_signal(&gs->q_cond);
+		pthread_mutex_unlock(&gs->q_lock);
+		pthread_join(gs->board_thread, NULL);
+	}
+	while (gs->q_head) {
+		struct board_item *n = gs->q_head->next;
+		free(gs->q_head);
+		gs->q_head = n;
+	}
+	gw_map_free(gs->seqs, free);
+	gw_board_free(gs->board);
+	gw_ledger_free(gs->ledger);
+	gw_catalog_free(gs->catalog);
+	gw_keys_free(gs->keys);
+	sodium_memzero(gs->sk, sizeof(gs->sk));
+	pthread_mutex_destroy(&gs->seq_lock);
+	pthread_mutex_destroy(&gs->q_lock);
+	pthread_cond_destroy(&gs->q_cond);
+	free(gs);
+}
