@@ -14,6 +14,7 @@
 
 #include "crypto/random.h"
 #include "gateway/config.h"
+#include "gateway/gifts.h"
 #include "gateway/ingest.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -36,6 +37,8 @@ int main(int argc, char **argv)
 	struct gw_config cfg;
 	struct gw_rooms *rooms = NULL;
 	struct gw_ingest *ingest = NULL;
+	struct gw_gifts *gifts = NULL;
+	const char *admin_token;
 	struct tp_server *srv = NULL;
 	char err[512] = "";
 	sigset_t sigs;
@@ -88,6 +91,19 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	gifts = gw_gifts_open(&(struct gw_gifts_conf){.data_dir = cfg.data_dir,
+						      .catalog_file = cfg.gift_catalog_file,
+						      .max_skew_ms = cfg.gift_max_skew * 1000},
+			      rooms, err, sizeof(err));
+	if (!gifts) {
+		gw_log_err("gifts: %s", err);
+		goto out;
+	}
+	/* The environment wins, so the token need not sit in a config file. */
+	admin_token = getenv("LIVEGATE_ADMIN_TOKEN");
+	if (!admin_token)
+		admin_token = cfg.admin_token;
+
 	/* Workers inherit this mask, so only sigwait below sees the signals. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -95,7 +111,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	srv = tp_server_start(&cfg, rooms, ingest, err, sizeof(err));
+	srv = tp_server_start(&cfg, rooms, ingest, gifts, admin_token, err, sizeof(err));
 	if (!srv) {
 		gw_log_err("%s", err);
 		goto out;
@@ -105,6 +121,9 @@ int main(int argc, char **argv)
 	tp_server_stop(srv);
 	rc = 0;
 out:
+	/* Workers have stopped; the journal's last answers go to live but idle contexts. */
+	gw_gifts_close(gifts);
+	tp_server_free(srv);
 	gw_ingest_free(ingest);
 	gw_rooms_free(rooms);
 	gw_metrics_fini();

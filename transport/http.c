@@ -48,6 +48,15 @@ void tp_conn_release(struct tp_conn *c)
 
 void tp_conn_cleanup(struct tp_conn *c)
 {
+	/* Answers still on their way find no connection and are dropped. */
+	for (struct tp_answer *a = c->answers, *n; a; a = n) {
+		n = a->cnext;
+		a->conn = NULL;
+		a->cnext = NULL;
+		if (a->status) /* already delivered to us, not yet sent */
+			tp_answer_free(a);
+	}
+	c->answers = NULL;
 	tp_ws_closed(c);
 	tp_conn_release(c);
 	gw_buf_free(&c->body);
@@ -220,8 +229,8 @@ static int serve_metrics(struct tp_conn *c)
 	return tp_http_send(c, 200, "text/plain; version=0.0.4", out, NULL, 0);
 }
 
-/* POST /v1/rooms/{room}/danmaku: headers seen; wait for the body. */
-static int start_post(struct tp_conn *c, const char *room, size_t room_len)
+/* A request with a body (POST danmaku/gifts, PUT key): headers seen; wait for the body. */
+static int start_body(struct tp_conn *c, enum tp_post kind, const char *room, size_t room_len)
 {
 	const struct gw_config *cfg = c->wk->srv->cfg;
 	char cl[32];
@@ -241,9 +250,12 @@ static int start_post(struct tp_conn *c, const char *room, size_t room_len)
 	}
 	if (n == 0)
 		return fail(c, 400, "bad_json", "empty body");
-	c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, &err);
-	if (!c->room)
-		return tp_http_error(c, &err);
+	if (room) {
+		c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, &err);
+		if (!c->room)
+			return tp_http_error(c, &err);
+	}
+	c->post = kind;
 	c->state = TP_POST;
 	c->body_len = (size_t)n;
 	gw_buf_reset(&c->body);
@@ -270,6 +282,10 @@ int tp_http_body_done(struct tp_conn *c)
 
 	if (c->state != TP_POST)
 		return -1;
+	if (c->post == TP_POST_GIFT)
+		return tp_gift_post(c);
+	if (c->post == TP_PUT_KEY)
+		return tp_gift_put_key(c);
 	if (gw_ingest_parse(gw_buf_data(&c->body), c->body.len, &obj, &err) ||
 	    gw_ingest_danmaku(c->wk->srv->ingest, c->room, obj, &seq, &err)) {
 		json_object_put(obj);
@@ -302,16 +318,46 @@ int tp_http_request(struct tp_conn *c, const char *path)
 			return send_method_not_allowed(c, "GET");
 		return serve_metrics(c);
 	}
+	if (!strcmp(path, "/v1/gifts")) {
+		if (m != M_GET)
+			return send_method_not_allowed(c, "GET");
+		return tp_gift_catalog(c);
+	}
+	if (!strcmp(path, "/v1/server-key")) {
+		if (m != M_GET)
+			return send_method_not_allowed(c, "GET");
+		return tp_gift_server_key(c);
+	}
+	if (!strncmp(path, "/v1/keys/", 9)) {
+		const char *uid = path + 9;
+		struct gw_err err;
+
+		if (m != M_PUT)
+			return send_method_not_allowed(c, "PUT");
+		if (!gw_name_valid(uid, strlen(uid)))
+			return fail(c, 400, "bad_uid", "uid must match [A-Za-z0-9_-]{1,64}");
+		if (tp_gift_check_admin(c, &err))
+			return tp_http_error(c, &err);
+		snprintf(c->key_uid, sizeof(c->key_uid), "%s", uid);
+		return start_body(c, TP_PUT_KEY, NULL, 0);
+	}
 	if (!tp_route_room(path, &room, &room_len, &action))
 		return fail(c, 404, "not_found", "no such endpoint");
-	if (strcmp(action, "danmaku") && strcmp(action, "poll") && strcmp(action, "ws"))
+	if (strcmp(action, "danmaku") && strcmp(action, "poll") && strcmp(action, "ws") &&
+	    strcmp(action, "gifts") && strcmp(action, "leaderboard"))
 		return fail(c, 404, "not_found", "no such endpoint");
 	if (!gw_name_valid(room, room_len))
 		return fail(c, 400, "bad_room", "room names match [A-Za-z0-9_-]{1,64}");
-	if (!strcmp(action, "danmaku")) {
+	if (!strcmp(action, "danmaku") || !strcmp(action, "gifts")) {
 		if (m != M_POST)
 			return send_method_not_allowed(c, "POST");
-		return start_post(c, room, room_len);
+		return start_body(c, action[0] == 'd' ? TP_POST_DANMAKU : TP_POST_GIFT, room,
+				  room_len);
+	}
+	if (!strcmp(action, "leaderboard")) {
+		if (m != M_GET)
+			return send_method_not_allowed(c, "GET");
+		return tp_gift_leaderboard(c, room, room_len);
 	}
 	if (m != M_GET)
 		return send_method_not_allowed(c, "GET");

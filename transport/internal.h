@@ -22,9 +22,32 @@
 #include "gateway/error.h"
 #include "gateway/room.h"
 
+struct json_object;
+
 struct gw_ingest;
+struct gw_gifts;
 struct tp_gzip;
 struct tp_server;
+struct tp_conn;
+
+/*
+ * An answer computed off the worker (a gift's receipt, made on the journal's
+ * thread) on its way back to the connection that asked. The producing thread
+ * fills it and pushes it onto the worker's `answers` stack (CAS, release);
+ * the worker takes the whole stack (exchange, acquire) in on_cancel. `conn`
+ * and `cnext` are the worker's: cleanup of a closing connection sets conn to
+ * NULL, and the answer is then dropped when it arrives.
+ */
+struct tp_answer {
+	struct tp_answer *next;  /* on the worker's stack */
+	struct tp_answer *cnext; /* on the connection's list of answers it waits for */
+	struct tp_worker *wk;
+	struct tp_conn *conn;
+	int status;              /* HTTP status */
+	struct gw_err err;       /* when status is not 2xx */
+	struct gw_buf body;      /* the receipt */
+	char ws_id[72];          /* WebSocket: the request's id, as JSON; "" for HTTP */
+};
 
 /* Bytes kept free in front of a response body for its HTTP headers. */
 #define TP_HDR_ROOM 1024
@@ -47,12 +70,15 @@ struct tp_worker {
 	struct gw_buf zout;    /* gzip output, same headroom */
 	struct tp_gzip *gzip;
 	struct tp_conn *ws_conns; /* open WebSockets, for shutdown */
+	_Atomic(struct tp_answer *) answers; /* see struct tp_answer */
 };
 
 struct tp_server {
 	const struct gw_config *cfg;
 	struct gw_rooms *rooms;
 	struct gw_ingest *ingest;
+	struct gw_gifts *gifts;
+	const char *admin_token; /* "" disables key registration */
 	unsigned nworkers;
 	struct tp_worker *workers;
 	_Atomic int64_t conns;
@@ -60,7 +86,8 @@ struct tp_server {
 	struct lws_protocols protocols[2];
 };
 
-enum tp_state { TP_IDLE, TP_POST, TP_LONGPOLL, TP_WS };
+enum tp_state { TP_IDLE, TP_POST, TP_LONGPOLL, TP_GIFT_WAIT, TP_WS };
+enum tp_post { TP_POST_DANMAKU, TP_POST_GIFT, TP_PUT_KEY };
 
 struct tp_reply;
 
@@ -75,6 +102,9 @@ struct tp_conn {
 	/* HTTP */
 	struct gw_buf body;
 	size_t body_len; /* Content-Length of the POST being read */
+	enum tp_post post;
+	char key_uid[65]; /* PUT /v1/keys/{uid} */
+	struct tp_answer *answers; /* answers this connection waits for (cnext list) */
 	bool gzip;
 	bool timed_out;
 	bool upgrading; /* answering inside CONFIRM_UPGRADE: lws completes the transaction */
@@ -88,6 +118,11 @@ struct tp_conn {
 
 /* server.c */
 struct tp_worker *tp_worker_of(struct lws *wsi);
+/* Any thread: hand a filled answer to its worker and wake it. */
+void tp_answer_post(struct tp_answer *a);
+/* Worker: a new answer waiting for c (c keeps it on its list until delivered). */
+struct tp_answer *tp_answer_new(struct tp_conn *c);
+void tp_answer_free(struct tp_answer *a);
 
 /* http.c: requests */
 int tp_http_request(struct tp_conn *c, const char *path);
@@ -120,6 +155,18 @@ int tp_query(struct lws *wsi, const char *name, char *buf, size_t buflen);
 /* Resolve `since` for room into c->pos. */
 int tp_resolve_since(struct tp_conn *c, struct gw_err *err);
 
+/* gifts.c */
+int tp_gift_catalog(struct tp_conn *c);
+int tp_gift_server_key(struct tp_conn *c);
+int tp_gift_leaderboard(struct tp_conn *c, const char *room, size_t room_len);
+/* 0 when the request carries the admin token, else -1 with err (401/403). */
+int tp_gift_check_admin(struct tp_conn *c, struct gw_err *err);
+int tp_gift_post(struct tp_conn *c);
+int tp_gift_put_key(struct tp_conn *c);
+int tp_gift_writeable(struct tp_conn *c);
+void tp_gift_delivered(struct tp_answer *a);
+int tp_ws_gift(struct tp_conn *c, struct json_object *obj, const char *id);
+
 /* poll.c */
 int tp_poll_request(struct tp_conn *c);
 int tp_poll_writeable(struct tp_conn *c);
@@ -131,6 +178,8 @@ int tp_ws_filter(struct tp_conn *c);
 int tp_ws_established(struct tp_conn *c);
 int tp_ws_receive(struct tp_conn *c, const void *in, size_t len);
 int tp_ws_writeable(struct tp_conn *c);
+/* Queue a reply frame (copied) for c; 0, or -1 when the connection is being closed. */
+int tp_ws_reply(struct tp_conn *c, const struct gw_buf *frame);
 void tp_ws_closed(struct tp_conn *c);
 /* Begin a 1001 close of every WebSocket on this worker. */
 void tp_ws_shutdown(struct tp_worker *wk);

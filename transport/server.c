@@ -50,10 +50,65 @@ static void wake_worker(void *arg, unsigned w)
 	lws_cancel_service(srv->workers[w].ctx);
 }
 
-/* Worker thread: a cancel arrived (room traffic or stop request). */
+struct tp_answer *tp_answer_new(struct tp_conn *c)
+{
+	struct tp_answer *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->wk = c->wk;
+	a->conn = c;
+	gw_buf_init(&a->body, LWS_PRE + TP_HDR_ROOM);
+	a->cnext = c->answers;
+	c->answers = a;
+	return a;
+}
+
+void tp_answer_free(struct tp_answer *a)
+{
+	gw_buf_free(&a->body);
+	free(a);
+}
+
+void tp_answer_post(struct tp_answer *a)
+{
+	struct tp_worker *wk = a->wk;
+	struct tp_answer *top = atomic_load_explicit(&wk->answers, memory_order_relaxed);
+
+	do {
+		a->next = top;
+	} while (!atomic_compare_exchange_weak_explicit(&wk->answers, &top, a,
+							 memory_order_release,
+							 memory_order_relaxed));
+	lws_cancel_service(wk->ctx);
+}
+
+/* Worker thread: hand each arrived answer to its connection, oldest first. */
+static void take_answers(struct tp_worker *wk)
+{
+	struct tp_answer *a = atomic_exchange_explicit(&wk->answers, NULL, memory_order_acquire);
+	struct tp_answer *fifo = NULL;
+
+	while (a) { /* the stack is newest first */
+		struct tp_answer *n = a->next;
+		a->next = fifo;
+		fifo = a;
+		a = n;
+	}
+	for (a = fifo; a; a = fifo) {
+		fifo = a->next;
+		if (a->conn)
+			tp_gift_delivered(a); /* takes it */
+		else
+			tp_answer_free(a); /* its connection is gone */
+	}
+}
+
+/* Worker thread: a cancel arrived (room traffic, answers, or a stop request). */
 static void on_cancel(struct tp_worker *wk)
 {
 	gw_rooms_dispatch(wk->srv->rooms, wk->id);
+	take_answers(wk);
 	if (atomic_load_explicit(&wk->stopping, memory_order_acquire) && !wk->stop_started) {
 		wk->stop_started = true;
 		if (wk->lfd >= 0) {
@@ -108,6 +163,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		return tp_http_body_done(c);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (c->state == TP_GIFT_WAIT)
+			return tp_gift_writeable(c);
 		return tp_poll_writeable(c);
 	case LWS_CALLBACK_TIMER:
 		return tp_poll_timer(c);
@@ -305,6 +362,13 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 
 static void worker_fini(struct tp_worker *wk)
 {
+	/* Answers that arrived after the loop stopped have no connection left. */
+	struct tp_answer *a = atomic_exchange(&wk->answers, NULL);
+	while (a) {
+		struct tp_answer *n = a->next;
+		tp_answer_free(a);
+		a = n;
+	}
 	if (wk->lfd >= 0)
 		close(wk->lfd);
 	if (wk->ctx)
@@ -327,7 +391,8 @@ static void *worker_main(void *arg)
 }
 
 struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *rooms,
-				  struct gw_ingest *ingest, char *err, size_t errlen)
+				  struct gw_ingest *ingest, struct gw_gifts *gifts,
+				  const char *admin_token, char *err, size_t errlen)
 {
 	struct tp_server *srv = calloc(1, sizeof(*srv));
 	unsigned i, started = 0;
@@ -339,6 +404,8 @@ struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *
 	srv->cfg = cfg;
 	srv->rooms = rooms;
 	srv->ingest = ingest;
+	srv->gifts = gifts;
+	srv->admin_token = admin_token;
 	srv->nworkers = (unsigned)cfg->workers; /* main resolved 0 to the core count */
 	srv->idle_policy.secs_since_valid_ping = (uint16_t)cfg->ws_ping_interval;
 	srv->idle_policy.secs_since_valid_hangup =
@@ -400,7 +467,13 @@ void tp_server_stop(struct tp_server *srv)
 	}
 	for (i = 0; i < srv->nworkers; i++)
 		pthread_join(srv->workers[i].thread, NULL);
-	for (i = 0; i < srv->nworkers; i++)
+}
+
+void tp_server_free(struct tp_server *srv)
+{
+	if (!srv)
+		return;
+	for (unsigned i = 0; i < srv->nworkers; i++)
 		worker_fini(&srv->workers[i]);
 	free(srv->workers);
 	free(srv);

@@ -13,16 +13,24 @@
 struct tp_server;
 struct gw_rooms;
 struct gw_ingest;
+struct gw_gifts;
 
 /*
  * Create loops, contexts and listeners (errors such as EADDRINUSE surface
  * here, with a message in err) and start the worker threads. Main thread.
- * Borrows cfg, rooms and ingest: they must outlive the server. cfg->workers
+ * Borrows cfg, rooms, ingest, gifts and admin_token: they must outlive the server. cfg->workers
  * must be resolved (>= 1) and match the rooms' worker count.
  */
 struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *rooms,
-				  struct gw_ingest *ingest, char *err, size_t errlen);
-/* Close WebSockets with 1001, stop the workers, join them and free everything. Main thread. */
+				  struct gw_ingest *ingest, struct gw_gifts *gifts,
+				  const char *admin_token, char *err, size_t errlen);
+/*
+ * Close WebSockets with 1001, stop the workers and join them. Contexts stay
+ * allocated, so answers posted afterwards (the gift journal's last flush) are
+ * still safe to post. Main thread.
+ */
 void tp_server_stop(struct tp_server *srv);
+/* Free everything; after tp_server_stop and after nothing posts answers any more. */
+void tp_server_free(struct tp_server *srv);
 
 #endif

@@ -127,7 +127,7 @@ static int close_with(struct tp_conn *c, enum lws_close_status code, const char 
 	return 0;
 }
 
-static int queue_reply(struct tp_conn *c, const struct gw_buf *b)
+int tp_ws_reply(struct tp_conn *c, const struct gw_buf *b)
 {
 	struct tp_reply *r;
 
@@ -160,7 +160,7 @@ static int reply_error(struct tp_conn *c, const char *id, const struct gw_err *e
 	rc |= gw_buf_puts(b, "\",\"detail\":");
 	rc |= gw_json_put_str(b, err->detail, strlen(err->detail));
 	rc |= gw_buf_putc(b, '}');
-	return rc ? -1 : queue_reply(c, b);
+	return rc ? -1 : tp_ws_reply(c, b);
 }
 
 static int handle_message(struct tp_conn *c, const char *msg, size_t len)
@@ -177,9 +177,14 @@ static int handle_message(struct tp_conn *c, const char *msg, size_t len)
 	    (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double) ||
 	     json_object_is_type(v, json_type_string)))
 		id = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-	if (!json_object_object_get_ex(obj, "op", &v) || !json_object_is_type(v, json_type_string) ||
-	    strcmp(json_object_get_string(v), "danmaku")) {
-		gw_fail(&err, 400, "unknown_op", "supported ops: danmaku");
+	const char *op = json_object_object_get_ex(obj, "op", &v) &&
+				 json_object_is_type(v, json_type_string)
+			 ? json_object_get_string(v)
+			 : "";
+	if (!strcmp(op, "gift")) {
+		rc = tp_ws_gift(c, obj, id);
+	} else if (strcmp(op, "danmaku")) {
+		gw_fail(&err, 400, "unknown_op", "supported ops: danmaku, gift");
 		rc = reply_error(c, id, &err);
 	} else if (gw_ingest_danmaku(c->wk->srv->ingest, c->room, obj, &seq, &err)) {
 		rc = reply_error(c, id, &err);
@@ -189,7 +194,7 @@ static int handle_message(struct tp_conn *c, const char *msg, size_t len)
 		gw_buf_reset(b);
 		rc = gw_buf_printf(b, "{\"op\":\"ack\",\"id\":%s,\"seq\":%llu}", id,
 				   (unsigned long long)seq);
-		rc = rc ? -1 : queue_reply(c, b);
+		rc = rc ? -1 : tp_ws_reply(c, b);
 	}
 	json_object_put(obj);
 	return rc;

@@ -13,12 +13,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lg  # noqa: E402
 
 METRIC_NAMES = [
+    "livegate_open_connections",
     "livegate_connections",
     "livegate_messages_published_total",
     "livegate_messages_delivered_total",
     "livegate_bytes_out_total",
     "livegate_poll_requests_total",
     "livegate_reader_overruns_total",
+    "livegate_gaps_total",
     "livegate_gzip_bytes_saved_total",
     "livegate_rooms",
     "livegate_rejected_total",
@@ -69,8 +71,10 @@ class HttpTest(lg.ServerTest):
         for k, v in m.items():
             self.assertIsInstance(v, float, "metric %s has non-numeric value %r" % (k, v))
             self.assertGreaterEqual(v, 0, k)
-        ws_conn = [v for k, v in m.items() if k.startswith("livegate_connections{") and "ws" in k.lower()]
-        self.assertTrue(ws_conn and max(ws_conn) >= 1, "an open WebSocket not counted in livegate_connections")
+        self.assertGreaterEqual(m.get('livegate_connections{transport="ws"}', 0), 1,
+                                "an open WebSocket not counted in livegate_connections{transport=\"ws\"}")
+        self.assertIn('livegate_connections{transport="longpoll"}', m, text)
+        self.assertGreaterEqual(m.get("livegate_open_connections", 0), 2, "a WebSocket and the scrape are open")
         delivered = sum(v for k, v in m.items() if k.startswith("livegate_messages_delivered_total"))
         self.assertGreaterEqual(delivered, 40, "20 msgs delivered by poll and 20 by ws, counted %s" % delivered)
 

@@ -274,5 +274,32 @@ class ReclaimTest(lg.ServerTest):
         self.assertTrue(still_open)
 
 
+class MaxConnectionsTest(lg.ServerTest):
+    server_args = ["--max-connections", "3"]
+
+    def test_connection_over_the_limit_refused(self):
+        async def go():
+            wss = [await lg.ws_open(self.srv, lg.room()) for _ in range(3)]
+            loop = asyncio.get_running_loop()
+            try:
+                over = await loop.run_in_executor(None, self.srv.curl, "/healthz")
+            finally:
+                await wss[0].close()
+            # one slot free again (bounded wait)
+            ok = None
+            for _ in range(50):
+                ok = await loop.run_in_executor(None, self.srv.curl, "/healthz")
+                if ok.status == 200:
+                    break
+                await asyncio.sleep(0.1)
+            for w in wss[1:]:
+                await w.close()
+            return over, ok
+
+        over, ok = lg.run_async(go())
+        self.assertError(over, 503, "too_many_connections", "4th connection with max_connections 3")
+        self.assertEqual(ok.status, 200, "a freed slot was not reusable: %r" % ok)
+
+
 if __name__ == "__main__":
     lg.main()

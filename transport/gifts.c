@@ -1,0 +1,252 @@
+/*
+ * Gift endpoints: the catalog, the server key, key registration, sending
+ * (HTTP and the WebSocket op) and leaderboards. A send's answer comes back
+ * from the journal's thread as a struct tp_answer (see internal.h); the
+ * worker delivers it to the connection if that is still open. Worker thread,
+ * except gift_done.
+ */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/sign.h"
+#include "gateway/catalog.h"
+#include "gateway/gifts.h"
+#include "gateway/ingest.h"
+#include "gateway/json.h"
+#include "gateway/metrics.h"
+#include "transport/internal.h"
+
+/* Journal thread: fill the answer and send it back to its worker. */
+static void gift_done(void *arg, int status, const char *receipt, size_t len,
+		      const struct gw_err *err)
+{
+	struct tp_answer *a = arg;
+
+	if (!status && !gw_buf_append(&a->body, receipt, len)) {
+		a->status = 200;
+	} else {
+		a->status = status ? err->status : 503;
+		if (status)
+			a->err = *err;
+		else
+			gw_fail(&a->err, 503, "no_memory", "out of memory");
+	}
+	tp_answer_post(a);
+}
+
+static void answer_detach(struct tp_conn *c, struct tp_answer *a)
+{
+	for (struct tp_answer **pp = &c->answers; *pp; pp = &(*pp)->cnext)
+		if (*pp == a) {
+			*pp = a->cnext;
+			break;
+		}
+	a->conn = NULL;
+}
+
+/* Build the WebSocket reply for an answer into b. */
+static int ws_frame(const struct tp_answer *a, struct gw_buf *b)
+{
+	int rc = 0;
+
+	gw_buf_reset(b);
+	if (a->status == 200) {
+		rc |= gw_buf_printf(b, "{\"op\":\"ack\",\"id\":%s,\"receipt\":", a->ws_id);
+		rc |= gw_buf_append(b, gw_buf_data(&a->body), a->body.len);
+		rc |= gw_buf_putc(b, '}');
+	} else {
+		rc |= gw_buf_printf(b, "{\"op\":\"error\",\"id\":%s,\"error\":\"%s\",\"detail\":",
+				    a->ws_id, a->err.code);
+		rc |= gw_json_put_str(b, a->err.detail, strlen(a->err.detail));
+		rc |= gw_buf_putc(b, '}');
+	}
+	return rc ? -1 : 0;
+}
+
+void tp_gift_delivered(struct tp_answer *a)
+{
+	struct tp_conn *c = a->conn;
+
+	answer_detach(c, a);
+	if (c->state == TP_WS) {
+		if (a->status != 200)
+			gw_metric_reject(a->err.code);
+		if (!ws_frame(a, &c->wk->zout))
+			tp_ws_reply(c, &c->wk->zout);
+		tp_answer_free(a);
+		return;
+	}
+	/* HTTP: answer from the writable callback, one write per callback. */
+	a->conn = c;
+	a->cnext = c->answers; /* keep it reachable for cleanup until sent */
+	c->answers = a;
+	lws_callback_on_writable(c->wsi);
+}
+
+int tp_gift_writeable(struct tp_conn *c)
+{
+	struct tp_answer *a = c->answers;
+	int rc;
+
+	if (!a || !a->status)
+		return 0;
+	answer_detach(c, a);
+	c->state = TP_IDLE;
+	if (a->status == 200)
+		rc = tp_http_send_copy(c, 200, "application/json", gw_buf_data(&a->body),
+				       a->body.len, NULL, 0);
+	else
+		rc = tp_http_error(c, &a->err);
+	tp_answer_free(a);
+	return rc;
+}
+
+/* POST /v1/rooms/{room}/gifts: the body has arrived; c->room is held. */
+int tp_gift_post(struct tp_conn *c)
+{
+	struct json_object *obj = NULL;
+	struct tp_answer *a = NULL;
+	struct gw_buf *out = &c->wk->out;
+	struct gw_err err;
+	int rc;
+
+	gw_buf_reset(out);
+	if (gw_ingest_parse(gw_buf_data(&c->body), c->body.len, &obj, &err))
+		goto refuse;
+	a = tp_answer_new(c);
+	if (!a) {
+		gw_fail(&err, 503, "no_memory", "out of memory");
+		goto refuse;
+	}
+	rc = gw_gifts_send(c->wk->srv->gifts, c->room, obj, gift_done, a, out, &err);
+	json_object_put(obj);
+	obj = NULL;
+	if (rc == 0) {
+		/* gift_done owns a now; the service holds its own room reference. */
+		gw_room_release(c->room);
+		c->room = NULL;
+		gw_buf_reset(&c->body);
+		c->state = TP_GIFT_WAIT;
+		return 0;
+	}
+	answer_detach(c, a);
+	tp_answer_free(a);
+	tp_conn_release(c);
+	if (rc == 1)
+		return tp_http_send(c, 200, "application/json", out, NULL, 0);
+	return tp_http_error(c, &err);
+refuse:
+	json_object_put(obj);
+	if (a) {
+		answer_detach(c, a);
+		tp_answer_free(a);
+	}
+	tp_conn_release(c);
+	return tp_http_error(c, &err);
+}
+
+int tp_ws_gift(struct tp_conn *c, struct json_object *obj, const char *id)
+{
+	struct tp_answer *a = tp_answer_new(c);
+	struct gw_buf *out = &c->wk->out;
+	int rc;
+
+	if (!a)
+		return -1;
+	snprintf(a->ws_id, sizeof(a->ws_id), "%s", id);
+	gw_buf_reset(out);
+	rc = gw_gifts_send(c->wk->srv->gifts, c->room, obj, gift_done, a, out, &a->err);
+	if (rc == 0)
+		return 0; /* the answer comes back through tp_gift_delivered */
+	answer_detach(c, a);
+	if (rc == 1) {
+		a->status = 200;
+		gw_buf_append(&a->body, gw_buf_data(out), out->len);
+	} else {
+		a->status = a->err.status;
+		gw_metric_reject(a->err.code);
+	}
+	rc = ws_frame(a, &c->wk->zout) ? -1 : tp_ws_reply(c, &c->wk->zout);
+	tp_answer_free(a);
+	return rc;
+}
+
+/* PUT /v1/keys/{uid}: body arrived. */
+int tp_gift_put_key(struct tp_conn *c)
+{
+	struct gw_err err;
+	char out[128];
+	int n;
+
+	if (gw_gifts_put_key(c->wk->srv->gifts, c->key_uid, strlen(c->key_uid),
+			     gw_buf_data(&c->body), c->body.len, &err)) {
+		tp_conn_release(c);
+		return tp_http_error(c, &err);
+	}
+	tp_conn_release(c);
+	n = snprintf(out, sizeof(out), "{\"uid\":\"%s\",\"status\":\"stored\"}", c->key_uid);
+	return tp_http_send_copy(c, 200, "application/json", out, (size_t)n, NULL, 0);
+}
+
+/* Authorization: Bearer <admin_token>, compared in constant time. */
+int tp_gift_check_admin(struct tp_conn *c, struct gw_err *err)
+{
+	const char *want = c->wk->srv->admin_token;
+	char got[512];
+	int n;
+
+	if (!want || !want[0])
+		return gw_fail(err, 403, "admin_disabled", "no admin token is configured");
+	n = lws_hdr_copy(c->wsi, got, sizeof(got), WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (n < 7 || strncmp(got, "Bearer ", 7) || strlen(want) != (size_t)n - 7 ||
+	    !cr_equal(got + 7, want, (size_t)n - 7))
+		return gw_fail(err, 401, "unauthorized", "Authorization: Bearer <admin token>");
+	return 0;
+}
+
+int tp_gift_catalog(struct tp_conn *c)
+{
+	const struct gw_catalog *cat = gw_gifts_catalog(c->wk->srv->gifts);
+	const char *etag = gw_catalog_etag(cat);
+	struct tp_hdr h = {"etag:", etag};
+	char inm[256];
+	size_t len;
+	const char *json = gw_catalog_json(cat, &len);
+
+	/* If-None-Match: a list of tags, or "*". */
+	if (lws_hdr_copy(c->wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
+	    (strstr(inm, etag) || !strcmp(inm, "*")))
+		return tp_http_send(c, 304, "application/json", NULL, &h, 1);
+	return tp_http_send_copy(c, 200, "application/json", json, len, &h, 1);
+}
+
+int tp_gift_leaderboard(struct tp_conn *c, const char *room, size_t room_len)
+{
+	struct gw_buf *out = &c->wk->out;
+	struct gw_err err;
+	char buf[32];
+	long n = 10;
+	int q = tp_query(c->wsi, "n", buf, sizeof(buf));
+
+	if (q) {
+		char *end;
+		n = strtol(buf, &end, 10);
+		if (q < 0 || !buf[0] || *end || n < 1 || n > 100) {
+			gw_fail(&err, 400, "bad_n", "n must be a whole number from 1 to 100");
+			return tp_http_error(c, &err);
+		}
+	}
+	gw_buf_reset(out);
+	if (gw_gifts_leaderboard(c->wk->srv->gifts, room, room_len, (size_t)n, out))
+		return -1;
+	return tp_http_send(c, 200, "application/json", out, NULL, 0);
+}
+
+int tp_gift_server_key(struct tp_conn *c)
+{
+	const char *k = gw_gifts_server_key_json(c->wk->srv->gifts);
+
+	return tp_http_send_copy(c, 200, "application/json", k, strlen(k), NULL, 0);
+}
