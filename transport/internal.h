@@ -112,6 +112,7 @@ struct tp_conn {
 	struct gw_buf rx;
 	struct tp_reply *replies, **replies_tail;
 	unsigned nreplies;
+	bool rx_paused; /* reading stopped until replies drain (ws.c) */
 	struct tp_conn *ws_prev, *ws_next;
 	bool closing;
 };

@@ -20,8 +20,14 @@
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
-/* Replies a client may have waiting before we decide it is not reading them. */
+/*
+ * Replies waiting for a client. Past MAX_PENDING_REPLIES we stop reading from
+ * it (backpressure: its own TCP window then slows it down) and read again
+ * below half; frames lws had already buffered still arrive, so the hard
+ * limit is higher. A client past that is not reading its replies at all.
+ */
 #define MAX_PENDING_REPLIES 64
+#define HARD_PENDING_REPLIES (4 * MAX_PENDING_REPLIES)
 
 struct tp_reply {
 	struct tp_reply *next;
@@ -131,8 +137,14 @@ int tp_ws_reply(struct tp_conn *c, const struct gw_buf *b)
 {
 	struct tp_reply *r;
 
-	if (c->nreplies >= MAX_PENDING_REPLIES)
+	if (c->closing)
+		return 0;
+	if (c->nreplies >= HARD_PENDING_REPLIES)
 		return close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "replies not being read");
+	if (c->nreplies >= MAX_PENDING_REPLIES && !c->rx_paused) {
+		c->rx_paused = true;
+		lws_rx_flow_control(c->wsi, 0);
+	}
 	r = malloc(sizeof(*r) + LWS_PRE + b->len);
 	if (!r)
 		return close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
@@ -248,6 +260,10 @@ int tp_ws_writeable(struct tp_conn *c)
 		free(r);
 		if (n < 0)
 			return -1;
+		if (c->rx_paused && c->nreplies < MAX_PENDING_REPLIES / 2) {
+			c->rx_paused = false;
+			lws_rx_flow_control(c->wsi, 1);
+		}
 		if (c->replies || gw_pos_pending(c->room, &c->pos))
 			lws_callback_on_writable(c->wsi);
 		return 0;
