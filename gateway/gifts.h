@@ -4,11 +4,12 @@
  * the journal and the leaderboards.
  *
  * A send is checked in this order, each failure answered at once:
- *   request shape (400) -> catalog and count (400 bad_gift / bad_count) ->
- *   uid has a key (403 unknown_uid) -> signature (401 bad_signature) ->
- *   ts within max_skew of server time (401 stale) -> ledger: an accepted
- *   txn with the same content answers 200 with its original receipt; other
- *   content 409 conflict; a new txn with a seen nonce 409 replay.
+ *   request shape, count range included (400) -> uid has a key (403
+ *   unknown_uid) -> signature (401 bad_signature) -> ts within max_skew of
+ *   server time (401 stale) -> gift in the catalog (400 bad_gift) -> ledger:
+ *   an accepted txn with the same content answers 200 with its original
+ *   receipt; other content 409 conflict; the same txn still being journaled
+ *   409 in_progress; a new txn with a seen nonce 409 replay.
  * A new gift gets the room's next gift seq, its receipt is signed, and the
  * whole record (receipt included, so a retry after a restart gets the same
  * bytes) is appended to the journal. When the group commit has made it

@@ -12,6 +12,10 @@ if [ "${1:-build}" = test ]; then
 fi
 
 missing=()
+# The gift tests sign with node's tweetnacl (npm): Debian's nodejs + npm unless a node is there.
+if [ "${1:-build}" = test ] && ! command -v node >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

@@ -938,7 +938,6 @@ class Idempotency(GiftCase):
 
 class WebSocket(GiftCase):
     def test_ws_gift_op(self):
-        import asyncio
         rm = lg.room("ws")
         v = Viewer().register(self.srv)
         stranger = Viewer()
