@@ -80,7 +80,9 @@ void tp_answer_post(struct tp_answer *a)
 	} while (!atomic_compare_exchange_weak_explicit(&wk->answers, &top, a,
 							 memory_order_release,
 							 memory_order_relaxed));
-	lws_cancel_service(wk->ctx);
+	/* A non-empty stack already has a wake-up on its way; it will take this one too. */
+	if (!top)
+		lws_cancel_service(wk->ctx);
 }
 
 /* Worker thread: hand each arrived answer to its connection, oldest first. */

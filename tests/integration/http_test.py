@@ -188,6 +188,30 @@ class HttpTest(lg.ServerTest):
         finally:
             c.close()
 
+    def test_pipelined_posts(self):
+        import socket
+        rm = lg.room()
+        reqs = b""
+        for i in range(5):
+            body = json.dumps({"uid": "p", "text": "pipe%d" % i}).encode()
+            reqs += (b"POST /v1/rooms/%s/danmaku HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n%s\r\n" % (rm.encode(), len(body),
+                                                        b"Connection: close\r\n" if i == 4 else b"") + body)
+        s = socket.create_connection((lg.HOST, self.srv.port), timeout=5)
+        data = b""
+        try:
+            s.sendall(reqs)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        self.assertEqual(data.count(b"HTTP/1.1 202"), 5, data)
+        self.assertEqual(re.findall(rb'\{"seq":(\d+)\}', data), [b"1", b"2", b"3", b"4", b"5"], data)
+
     def test_pipelined_requests_answered_in_order(self):
         # pipelined requests on one socket are answered in order
         import socket

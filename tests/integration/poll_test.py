@@ -2,6 +2,7 @@
 """Short-poll, long-poll, gzip, batch size limit and gaps, all through curl."""
 
 import gzip
+import json
 import os
 import sys
 import threading
@@ -216,6 +217,24 @@ class LongPollTest(lg.ServerTest):
             self.assertEqual([m["text"] for m in r.json()["msgs"]], ["fanout"], (i, r))
             self.assertLess(r.elapsed, 8.0, "poller %d was not released by the publish" % i)
 
+    def test_aborted_long_polls_cleaned_up(self):
+        rm = lg.room()
+        cur = lg.current_cursor(self.srv, rm)
+        threads = []
+        for _ in range(20):  # clients that give up after 1 s of a 10 s wait
+            t = threading.Thread(target=lg.curl, daemon=True, kwargs=dict(
+                url=self.srv.url("/v1/rooms/%s/poll?since=%s&wait=10" % (rm, cur)), timeout=1))
+            threads.append(t)
+            t.start()
+        for t in threads:
+            t.join(15)
+        lg.post_ok(self.srv, rm, "u1", "nobody listens")
+        self.assertTrue(self.srv.alive())
+        lg.wait_for(lambda: self.srv.metrics().get('livegate_connections{transport="longpoll"}') == 0,
+                    timeout=12, what="longpoll connections back to 0 after clients hung up")
+        b = self.srv.poll_json(rm, since=cur, wait=5)
+        self.assertEqual([m["text"] for m in b["msgs"]], ["nobody listens"])
+
     def test_long_poll_max_wait_accepted(self):
         # wait=30 is the default longpoll_max_wait and must be accepted (answered at once here)
         rm = lg.room()
@@ -267,6 +286,17 @@ class GzipTest(lg.ServerTest):
             self.assertEqual(r.status, 200, r)
             self.assertNotIn("gzip", r.headers.get("content-encoding", ""), (ae, r.headers))
             self.assertEqual(len(r.json()["msgs"]), 50)
+
+    def test_accept_encoding_q_values(self):
+        rm, cur = self._room_with_50()
+        for ae, want in (("gzip;q=0", False), ("gzip;q=0, *", False), ("*", True), ("deflate, gzip;q=0.5", True),
+                         ("GZIP", True), ("identity;q=1, gzip;q=0.1", True)):
+            r = self.srv.poll(rm, since=cur, headers=["Accept-Encoding: %s" % ae])
+            self.assertEqual(r.status, 200, r)
+            got = r.headers.get("content-encoding") == "gzip"
+            self.assertEqual(got, want, "Accept-Encoding %r: gzip=%s" % (ae, got))
+            body = gzip.decompress(r.body) if got else r.body
+            self.assertEqual(len(json.loads(body)["msgs"]), 50)
 
     def test_small_body_not_compressed(self):
         rm = lg.room()

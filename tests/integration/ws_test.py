@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -383,6 +384,19 @@ class WsTest(lg.ServerTest):
         self.assertEqual([m["text"] for m in msgs], texts)
         self.assertEqual([m["seq"] for m in msgs], list(range(1, 501)))
         self.assertFalse([b for b in batches if b["gap"]])
+
+    def test_abrupt_disconnects_cleaned_up(self):
+        rm = lg.room()
+        raws = [lg.RawWS(self.srv, "/v1/rooms/%s/ws" % rm) for _ in range(20)]
+        publish(self.srv, rm, ["x%d" % i for i in range(5)])
+        for r in raws:  # RST, no close frame
+            r.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            r.close()
+        publish(self.srv, rm, ["y%d" % i for i in range(200)])
+        self.assertTrue(self.srv.alive())
+        lg.wait_for(lambda: self.srv.metrics().get('livegate_connections{transport="ws"}') == 0,
+                    timeout=10, what="ws connections back to 0 after abrupt disconnects")
+        self.assertEqual(self.srv.curl("/healthz").status, 200)
 
     def test_client_close_is_echoed(self):
         rm = lg.room()
