@@ -69,8 +69,8 @@ void tp_gift_delivered(struct tp_answer *a)
 {
 	struct tp_conn *c = a->conn;
 
-	answer_detach(c, a);
 	if (c->state == TP_WS) {
+		answer_detach(c, a);
 		if (a->status != 200)
 			gw_metric_reject(a->err.code);
 		if (!ws_frame(a, &c->wk->zout))
@@ -78,29 +78,8 @@ void tp_gift_delivered(struct tp_answer *a)
 		tp_answer_free(a);
 		return;
 	}
-	/* HTTP: answer from the writable callback, one write per callback. */
-	a->conn = c;
-	a->cnext = c->answers; /* keep it reachable for cleanup until sent */
-	c->answers = a;
+	/* HTTP: it stays on c's list; tp_answer_writeable sends it. */
 	lws_callback_on_writable(c->wsi);
-}
-
-int tp_gift_writeable(struct tp_conn *c)
-{
-	struct tp_answer *a = c->answers;
-	int rc;
-
-	if (!a || !a->status)
-		return 0;
-	answer_detach(c, a);
-	c->state = TP_IDLE;
-	if (a->status == 200)
-		rc = tp_http_send_copy(c, 200, "application/json", gw_buf_data(&a->body),
-				       a->body.len, NULL, 0);
-	else
-		rc = tp_http_error(c, &a->err);
-	tp_answer_free(a);
-	return rc;
 }
 
 /* POST /v1/rooms/{room}/gifts: the body has arrived; c->room is held. */
@@ -128,15 +107,15 @@ int tp_gift_post(struct tp_conn *c)
 		gw_room_release(c->room);
 		c->room = NULL;
 		gw_buf_reset(&c->body);
-		c->state = TP_GIFT_WAIT;
+		c->state = TP_ANSWER;
 		return 0;
 	}
 	answer_detach(c, a);
 	tp_answer_free(a);
 	tp_conn_release(c);
 	if (rc == 1)
-		return tp_http_send(c, 200, "application/json", out, NULL, 0);
-	return tp_http_error(c, &err);
+		return tp_http_defer(c, 200, gw_buf_data(out), out->len, NULL);
+	return tp_http_defer(c, err.status, NULL, 0, &err);
 refuse:
 	json_object_put(obj);
 	if (a) {
@@ -144,7 +123,7 @@ refuse:
 		tp_answer_free(a);
 	}
 	tp_conn_release(c);
-	return tp_http_error(c, &err);
+	return tp_http_defer(c, err.status, NULL, 0, &err);
 }
 
 int tp_ws_gift(struct tp_conn *c, struct json_object *obj, const char *id)
@@ -183,11 +162,11 @@ int tp_gift_put_key(struct tp_conn *c)
 	if (gw_gifts_put_key(c->wk->srv->gifts, c->key_uid, strlen(c->key_uid),
 			     gw_buf_data(&c->body), c->body.len, &err)) {
 		tp_conn_release(c);
-		return tp_http_error(c, &err);
+		return tp_http_defer(c, err.status, NULL, 0, &err);
 	}
 	tp_conn_release(c);
 	n = snprintf(out, sizeof(out), "{\"uid\":\"%s\",\"status\":\"stored\"}", c->key_uid);
-	return tp_http_send_copy(c, 200, "application/json", out, (size_t)n, NULL, 0);
+	return tp_http_defer(c, 200, out, (size_t)n, NULL);
 }
 
 /* Authorization: Bearer <admin_token>, compared in constant time. */

@@ -53,7 +53,8 @@ void tp_conn_cleanup(struct tp_conn *c)
 		n = a->cnext;
 		a->conn = NULL;
 		a->cnext = NULL;
-		if (a->status) /* already delivered to us, not yet sent */
+		/* Ours to free once it arrived; one still out there is freed when it does. */
+		if (a->arrived)
 			tp_answer_free(a);
 	}
 	c->answers = NULL;
@@ -169,6 +170,45 @@ int tp_http_send_copy(struct tp_conn *c, int status, const char *ctype, const ch
 	return tp_http_send(c, status, ctype, out, hdrs, nhdrs);
 }
 
+int tp_http_defer(struct tp_conn *c, int status, const char *body, size_t len,
+		  const struct gw_err *err)
+{
+	struct tp_answer *a = tp_answer_new(c);
+
+	if (!a)
+		return -1;
+	a->arrived = true;
+	a->status = status;
+	if (err)
+		a->err = *err;
+	if (body && gw_buf_append(&a->body, body, len))
+		return -1; /* a stays on c's list; cleanup frees it */
+	c->state = TP_ANSWER;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+int tp_answer_writeable(struct tp_conn *c)
+{
+	struct tp_answer *a, **pp;
+	int rc;
+
+	for (pp = &c->answers; *pp && !(*pp)->arrived; pp = &(*pp)->cnext)
+		;
+	a = *pp;
+	if (!a)
+		return 0;
+	*pp = a->cnext;
+	c->state = TP_IDLE;
+	if (a->status < 400)
+		rc = tp_http_send_copy(c, a->status, "application/json", gw_buf_data(&a->body),
+				       a->body.len, NULL, 0);
+	else
+		rc = tp_http_error(c, &a->err);
+	tp_answer_free(a);
+	return rc;
+}
+
 int tp_http_error(struct tp_conn *c, const struct gw_err *err)
 {
 	struct json_object *o = json_object_new_object();
@@ -278,10 +318,19 @@ int tp_http_body_done(struct tp_conn *c)
 	struct gw_err err;
 	uint64_t seq;
 	char out[48];
-	int n, rc;
+	int n;
 
-	if (c->state != TP_POST)
+	if (c->state != TP_POST) {
+		/*
+		 * lws 4.1.6 stays in its body state after a body ends and reports
+		 * the bytes of a request pipelined behind it as another body
+		 * completion; those requests are lost to us, and leaving their bytes
+		 * in lws's buffer makes it retry them forever. Close the connection:
+		 * a pipelining client retries what was not answered (RFC 9112,
+		 * section 9.3.2); gifts are idempotent by txn.
+		 */
 		return -1;
+	}
 	if (c->post == TP_POST_GIFT)
 		return tp_gift_post(c);
 	if (c->post == TP_PUT_KEY)
@@ -290,13 +339,12 @@ int tp_http_body_done(struct tp_conn *c)
 	    gw_ingest_danmaku(c->wk->srv->ingest, c->room, obj, &seq, &err)) {
 		json_object_put(obj);
 		tp_conn_release(c);
-		return tp_http_error(c, &err);
+		return tp_http_defer(c, err.status, NULL, 0, &err);
 	}
 	json_object_put(obj);
 	tp_conn_release(c);
 	n = snprintf(out, sizeof(out), "{\"seq\":%llu}", (unsigned long long)seq);
-	rc = tp_http_send_copy(c, 202, "application/json", out, (size_t)n, NULL, 0);
-	return rc;
+	return tp_http_defer(c, 202, out, (size_t)n, NULL);
 }
 
 int tp_http_request(struct tp_conn *c, const char *path)

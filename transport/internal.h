@@ -47,6 +47,7 @@ struct tp_answer {
 	struct gw_err err;       /* when status is not 2xx */
 	struct gw_buf body;      /* the receipt */
 	char ws_id[72];          /* WebSocket: the request's id, as JSON; "" for HTTP */
+	bool arrived;            /* worker-owned: in the worker's hands (posted back, or local) */
 };
 
 /* Bytes kept free in front of a response body for its HTTP headers. */
@@ -86,7 +87,7 @@ struct tp_server {
 	struct lws_protocols protocols[2];
 };
 
-enum tp_state { TP_IDLE, TP_POST, TP_LONGPOLL, TP_GIFT_WAIT, TP_WS };
+enum tp_state { TP_IDLE, TP_POST, TP_LONGPOLL, TP_ANSWER, TP_WS };
 enum tp_post { TP_POST_DANMAKU, TP_POST_GIFT, TP_PUT_KEY };
 
 struct tp_reply;
@@ -147,6 +148,16 @@ int tp_http_send(struct tp_conn *c, int status, const char *ctype, struct gw_buf
 		 const struct tp_hdr *hdrs, size_t nhdrs);
 int tp_http_send_copy(struct tp_conn *c, int status, const char *ctype, const char *body,
 		      size_t len, const struct tp_hdr *hdrs, size_t nhdrs);
+/*
+ * Answer the current request from the writable callback rather than now:
+ * lws must not see a transaction completed from inside its body callbacks
+ * (pipelined requests behind it would be parsed wrongly). status < 400 sends
+ * body (JSON), else err. 0, or -1 on OOM.
+ */
+int tp_http_defer(struct tp_conn *c, int status, const char *body, size_t len,
+		  const struct gw_err *err);
+/* HTTP_WRITEABLE in state TP_ANSWER: send the answer that arrived. */
+int tp_answer_writeable(struct tp_conn *c);
 /* {"error":code,"detail":…} with err's status (and Retry-After when set). */
 int tp_http_error(struct tp_conn *c, const struct gw_err *err);
 /* Parse /v1/rooms/{room}/{action}: 1 matched (room validity unchecked), 0 not this shape. */
@@ -164,7 +175,6 @@ int tp_gift_leaderboard(struct tp_conn *c, const char *room, size_t room_len);
 int tp_gift_check_admin(struct tp_conn *c, struct gw_err *err);
 int tp_gift_post(struct tp_conn *c);
 int tp_gift_put_key(struct tp_conn *c);
-int tp_gift_writeable(struct tp_conn *c);
 void tp_gift_delivered(struct tp_answer *a);
 int tp_ws_gift(struct tp_conn *c, struct json_object *obj, const char *id);
 

@@ -99,6 +99,7 @@ static void take_answers(struct tp_worker *wk)
 	}
 	for (a = fifo; a; a = fifo) {
 		fifo = a->next;
+		a->arrived = true;
 		if (a->conn)
 			tp_gift_delivered(a); /* takes it */
 		else
@@ -165,8 +166,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		return tp_http_body_done(c);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		if (c->state == TP_GIFT_WAIT)
-			return tp_gift_writeable(c);
+		if (c->state == TP_ANSWER)
+			return tp_answer_writeable(c);
 		return tp_poll_writeable(c);
 	case LWS_CALLBACK_TIMER:
 		return tp_poll_timer(c);
