@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Configuration: --help, flag validation, JSON config file, precedence, docs/config.md."""
 
+import atexit
 import json
+import shutil
 import os
 import socket
 import subprocess
@@ -12,9 +14,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lg  # noqa: E402
 
 
+TMP = tempfile.mkdtemp(prefix="lgcfg-")
+atexit.register(shutil.rmtree, TMP, True)
+
+
 def run(args, timeout=10):
     """Run the binary to completion (for invocations that must exit on their own)."""
-    d = tempfile.mkdtemp(prefix="lgcfg-")
+    d = tempfile.mkdtemp(prefix="run-", dir=TMP)
     try:
         p = subprocess.run([lg.binary()] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=timeout, cwd=d, env=lg.clean_env())
@@ -24,12 +30,12 @@ def run(args, timeout=10):
 
 
 def base_flags():
-    d = tempfile.mkdtemp(prefix="lgcfg-data-")
+    d = tempfile.mkdtemp(prefix="data-", dir=TMP)
     return ["--bind", lg.HOST, "--port", str(lg.free_port()), "--data-dir", d]
 
 
 def write_json(obj):
-    d = tempfile.mkdtemp(prefix="lgcfg-file-")
+    d = tempfile.mkdtemp(prefix="file-", dir=TMP)
     p = os.path.join(d, "livegate.json")
     with open(p, "w") as f:
         if isinstance(obj, str):
@@ -148,7 +154,7 @@ class ConfigFileTest(lg.ServerTest):
 
     def test_equals_form(self):
         port = lg.free_port()
-        d = tempfile.mkdtemp(prefix="lgcfg-eq-")
+        d = tempfile.mkdtemp(prefix="eq-", dir=TMP)
         srv = lg.Server(["--bind=127.0.0.1", "--port=%d" % port, "--data-dir=%s" % d, "--text-max-chars=5"],
                         port=port, pass_port=False, pass_data_dir=False)
         self.addCleanup(srv.stop)

@@ -2,6 +2,8 @@
 """Rate limits (per uid, per room), blocked words (mask / reject), max_rooms, room reclaim."""
 
 import asyncio
+import atexit
+import shutil
 import json
 import os
 import sys
@@ -138,6 +140,7 @@ def words_file():
 
 
 WORDS = words_file()
+atexit.register(shutil.rmtree, os.path.dirname(WORDS), True)
 
 
 class MaskTest(lg.ServerTest):

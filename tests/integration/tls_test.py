@@ -2,6 +2,8 @@
 """TLS: with tls_cert/tls_key the listener serves https:// and wss:// only."""
 
 import asyncio
+import atexit
+import shutil
 import os
 import socket
 import subprocess
@@ -22,6 +24,7 @@ def make_cert():
 
 
 CERT, KEY = make_cert()
+atexit.register(shutil.rmtree, os.path.dirname(CERT), True)
 
 
 class TlsTest(lg.ServerTest):
