@@ -95,6 +95,9 @@ const struct gw_config_def gw_config_table[] = {
     {ROW("blocked_words_mode", blocked_words_mode, GW_CFG_ENUM), .def = "mask",
      .choices = blocked_words_modes,
      .help = "on a blocked word: mask it with one * per character, or reject the post"},
+    {ROW("flush_interval_ms", flush_interval_ms, GW_CFG_INT), .min = 0, .max = 1000, .def = "25",
+     .help = "ms a worker waits after a room changes before sending, so batches form under "
+	     "load; 0 sends at once"},
     /* gifts */
     {ROW("admin_token", admin_token, GW_CFG_STRING), .def = "",
      .help = "bearer token for PUT /v1/keys/{uid}; the environment variable "

@@ -43,6 +43,7 @@ struct gw_config {
 	int64_t longpoll_max_wait;  /* seconds */
 	int64_t gzip_min_bytes;
 	int64_t gzip_level;
+	int64_t flush_interval_ms;  /* batching delay before notifying subscribers */
 	/* rate limits */
 	double rate_uid;            /* danmaku per second per uid */
 	double burst_uid;

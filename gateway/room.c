@@ -308,6 +308,11 @@ void gw_room_unsubscribe(struct gw_sub *sub)
 	gw_room_release(room);
 }
 
+bool gw_rooms_pending(struct gw_rooms *rs, unsigned worker)
+{
+	return atomic_load_explicit(&rs->dirty[worker].top, memory_order_relaxed) != NULL;
+}
+
 void gw_rooms_dispatch(struct gw_rooms *rs, unsigned worker)
 {
 	struct room_wk *wk = atomic_exchange_explicit(&rs->dirty[worker].top, NULL,

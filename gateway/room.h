@@ -86,6 +86,8 @@ void gw_room_subscribe(struct gw_room *room, struct gw_sub *sub, unsigned worker
 /* Detach; drops the reference. Worker thread of the sub. Safe to call twice. */
 void gw_room_unsubscribe(struct gw_sub *sub);
 
+/* Worker w's thread: is any room waiting for gw_rooms_dispatch? */
+bool gw_rooms_pending(struct gw_rooms *rs, unsigned worker);
 /* Worker w's thread: notify its subscribers of every room published since the last call. */
 void gw_rooms_dispatch(struct gw_rooms *rs, unsigned worker);
 /* Reclaim rooms idle past the window with no references. Any one thread at a time. */

@@ -65,6 +65,7 @@ struct tp_worker {
 	ev_timer reap_w;
 	ev_timer stop_w;
 	ev_timer tick_w; /* see LWS_TIMER_TICK_S in server.c */
+	ev_timer flush_w; /* flush_interval_ms: rooms are dispatched when it fires */
 	_Atomic int stopping;
 	bool stop_started;
 	struct gw_buf out;     /* response / frame scratch, headroom LWS_PRE + TP_HDR_ROOM */

@@ -586,7 +586,9 @@ class WsSlowReaderTest(lg.ServerTest):
 
 
 class WsReplyBacklogTest(lg.ServerTest):
-    """More than 64 replies waiting because the client does not read: close 1008."""
+    """Replies a client does not read: past 64 waiting the gateway stops reading from it
+    (backpressure) instead of closing it; nothing is lost. (The 1008 hard cap at 256
+    waiting replies cannot be reached from a client while that backpressure works.)"""
     timeout = 120
 
     def test_unread_replies_pause_reading_then_all_arrive(self):
