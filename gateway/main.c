@@ -10,6 +10,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypto/random.h"
@@ -62,6 +63,15 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	/* Say which file is missing, rather than lws's generic failure (which also leaks). */
+	for (const char *const *f = (const char *const[]){cfg.tls_cert, cfg.tls_key, NULL}; *f; f++)
+		if ((*f)[0] && access(*f, R_OK)) {
+			fprintf(stderr, "livegate: cannot read %s: %s\n", *f, strerror(errno));
+			rc = 2;
+			goto out;
+		}
+	/* glibc reads the time zone lazily; do it once before threads log or format times. */
+	tzset();
 	if (mkdir(cfg.data_dir, 0700) && errno != EEXIST) {
 		gw_log_err("cannot create --data-dir %s: %s", cfg.data_dir, strerror(errno));
 		goto out;

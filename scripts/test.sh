@@ -8,6 +8,7 @@ if [ "${1:-}" = --sanitize ]; then
   dir=$top/build-asan
   "$top/scripts/build.sh" "$dir" -DLIVEGATE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export LSAN_OPTIONS=suppressions=$top/tests/sanitizer/lsan.supp:print_suppressions=0
 else
   dir=$top/build
   "$top/scripts/build.sh" "$dir"

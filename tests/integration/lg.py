@@ -820,9 +820,20 @@ def main():
         failed_ids.add(t.id())
     for t in result.unexpectedSuccesses:
         failed_ids.add(t.id())
+    # a sanitizer build (LIVEGATE_SANITIZE / LIVEGATE_TSAN) reports into the gateway's
+    # stderr, often only at exit: every such report counts as a failure
+    for srv in Server.all:
+        txt = srv.log_text()
+        hits = [m.start() for m in re.finditer(
+            r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|runtime error:", txt)]
+        if hits:
+            failed_ids.add("sanitizer report from gateway on port %s" % srv.port)
+            sys.stdout.write("\nFAIL: sanitizer report in the gateway log (port %s, argv %s):\n%s\n" % (
+                srv.port, " ".join(srv.argv or []), txt[max(0, hits[0] - 200):hits[0] + 6000]))
     failed = len(failed_ids)
     skipped = len(result.skipped)
-    passed = max(0, result.testsRun - skipped - len([i for i in failed_ids if not i.startswith("setUpClass")]))
+    ran_ids_failed = [i for i in failed_ids if not i.startswith(("setUpClass", "sanitizer"))]
+    passed = max(0, result.testsRun - skipped - len(ran_ids_failed))
     # setUpClass/tearDownClass errors are not counted in testsRun
     sys.stdout.flush()
     print("%d passed, %d failed" % (passed, failed))
