@@ -18,7 +18,7 @@ struct gw_map {
 	size_t count;
 };
 
-static uint64_t hash_bytes(const void *p, size_t n)
+uint64_t gw_hash_bytes(const void *p, size_t n)
 {
 	const unsigned char *s = p;
 	uint64_t h = 1469598103934665603ull ^ n; /* FNV-1a, then a final mix */
@@ -77,7 +77,7 @@ static struct entry **find(const struct gw_map *m, const void *key, size_t klen,
 
 void *gw_map_get(const struct gw_map *m, const void *key, size_t klen)
 {
-	struct entry *e = *find(m, key, klen, hash_bytes(key, klen));
+	struct entry *e = *find(m, key, klen, gw_hash_bytes(key, klen));
 
 	return e ? e->value : NULL;
 }
@@ -104,7 +104,7 @@ static void grow(struct gw_map *m)
 
 int gw_map_put(struct gw_map *m, const void *key, size_t klen, void *value, void **old)
 {
-	uint64_t h = hash_bytes(key, klen);
+	uint64_t h = gw_hash_bytes(key, klen);
 	struct entry **pp = find(m, key, klen, h), *e;
 
 	if (old)
@@ -131,7 +131,7 @@ int gw_map_put(struct gw_map *m, const void *key, size_t klen, void *value, void
 
 void *gw_map_del(struct gw_map *m, const void *key, size_t klen)
 {
-	struct entry **pp = find(m, key, klen, hash_bytes(key, klen)), *e = *pp;
+	struct entry **pp = find(m, key, klen, gw_hash_bytes(key, klen)), *e = *pp;
 	void *v;
 
 	if (!e)

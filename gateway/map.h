@@ -15,6 +15,9 @@
 
 struct gw_map;
 
+/* The map's hash of n bytes (FNV-1a with a final mix); for other tables keyed the same way. */
+uint64_t gw_hash_bytes(const void *p, size_t n);
+
 /* Caller frees with gw_map_free. NULL on OOM. */
 struct gw_map *gw_map_new(void);
 /* Free the map and its key copies; call free_value on each value when non-NULL. */

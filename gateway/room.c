@@ -30,6 +30,7 @@
 
 #include "crypto/random.h"
 #include "gateway/clock.h"
+#include "gateway/map.h"
 #include "gateway/ring.h"
 
 struct room_wk {
@@ -79,17 +80,6 @@ bool gw_name_valid(const char *s, size_t len)
 			return false;
 	}
 	return true;
-}
-
-static uint64_t hash_name(const char *s, size_t len)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
-	return h;
 }
 
 struct gw_rooms *gw_rooms_new(const struct gw_rooms_conf *conf)
@@ -163,7 +153,7 @@ static void touch(struct gw_room *room)
 struct gw_room *gw_rooms_acquire(struct gw_rooms *rs, const char *name, size_t len,
 				 struct gw_err *err)
 {
-	uint64_t h = hash_name(name, len);
+	uint64_t h = gw_hash_bytes(name, len);
 	struct gw_room *room;
 
 	pthread_rwlock_rdlock(&rs->lock);

@@ -51,18 +51,14 @@ static int ws_frame(const struct tp_answer *a, struct gw_buf *b)
 {
 	int rc = 0;
 
-	gw_buf_reset(b);
 	if (a->status == 200) {
+		gw_buf_reset(b);
 		rc |= gw_buf_printf(b, "{\"op\":\"ack\",\"id\":%s,\"receipt\":", a->ws_id);
 		rc |= gw_buf_append(b, gw_buf_data(&a->body), a->body.len);
 		rc |= gw_buf_putc(b, '}');
-	} else {
-		rc |= gw_buf_printf(b, "{\"op\":\"error\",\"id\":%s,\"error\":\"%s\",\"detail\":",
-				    a->ws_id, a->err.code);
-		rc |= gw_json_put_str(b, a->err.detail, strlen(a->err.detail));
-		rc |= gw_buf_putc(b, '}');
+		return rc ? -1 : 0;
 	}
-	return rc ? -1 : 0;
+	return tp_ws_error_frame(b, a->ws_id, &a->err);
 }
 
 void tp_gift_delivered(struct tp_answer *a)

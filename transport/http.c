@@ -209,21 +209,24 @@ int tp_answer_writeable(struct tp_conn *c)
 	return rc;
 }
 
-int tp_http_error(struct tp_conn *c, const struct gw_err *err)
+int tp_http_error_hdrs(struct tp_conn *c, const struct gw_err *err, const struct tp_hdr *extra,
+		       size_t nextra)
 {
 	struct json_object *o = json_object_new_object();
-	struct tp_hdr hdrs[1];
+	struct tp_hdr hdrs[4];
 	char retry[16];
 	size_t nh = 0, len;
 	const char *s;
 	int rc;
 
 	gw_metric_reject(err->code);
-	if (!o)
+	if (!o || nextra > 3)
 		return -1;
 	json_object_object_add(o, "error", json_object_new_string(err->code));
 	json_object_object_add(o, "detail", json_object_new_string(err->detail));
 	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	for (; nh < nextra; nh++)
+		hdrs[nh] = extra[nh];
 	if (err->retry_after_s > 0) {
 		snprintf(retry, sizeof(retry), "%d", err->retry_after_s);
 		hdrs[nh++] = (struct tp_hdr){"retry-after:", retry};
@@ -233,22 +236,18 @@ int tp_http_error(struct tp_conn *c, const struct gw_err *err)
 	return rc;
 }
 
+int tp_http_error(struct tp_conn *c, const struct gw_err *err)
+{
+	return tp_http_error_hdrs(c, err, NULL, 0);
+}
+
 static int send_method_not_allowed(struct tp_conn *c, const char *allow)
 {
 	struct gw_err err;
 	struct tp_hdr h = {"allow:", allow};
-	struct json_object *o = json_object_new_object();
-	size_t len;
-	int rc;
 
 	gw_fail(&err, 405, "method_not_allowed", "use %s", allow);
-	gw_metric_reject(err.code);
-	json_object_object_add(o, "error", json_object_new_string(err.code));
-	json_object_object_add(o, "detail", json_object_new_string(err.detail));
-	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-	rc = tp_http_send_copy(c, 405, "application/json", s, len, &h, 1);
-	json_object_put(o);
-	return rc;
+	return tp_http_error_hdrs(c, &err, &h, 1);
 }
 
 static int fail(struct tp_conn *c, int status, const char *code, const char *detail)

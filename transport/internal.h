@@ -161,6 +161,9 @@ int tp_http_defer(struct tp_conn *c, int status, const char *body, size_t len,
 int tp_answer_writeable(struct tp_conn *c);
 /* {"error":code,"detail":…} with err's status (and Retry-After when set). */
 int tp_http_error(struct tp_conn *c, const struct gw_err *err);
+/* The same with extra headers (at most 3). */
+int tp_http_error_hdrs(struct tp_conn *c, const struct gw_err *err, const struct tp_hdr *hdrs,
+		       size_t nhdrs);
 /* Parse /v1/rooms/{room}/{action}: 1 matched (room validity unchecked), 0 not this shape. */
 int tp_route_room(const char *path, const char **room, size_t *room_len, const char **action);
 /* Query parameter by name: 1 found (NUL-terminated in buf), 0 absent, -1 too long. */
@@ -190,6 +193,8 @@ int tp_ws_filter(struct tp_conn *c);
 int tp_ws_established(struct tp_conn *c);
 int tp_ws_receive(struct tp_conn *c, const void *in, size_t len);
 int tp_ws_writeable(struct tp_conn *c);
+/* {"op":"error","id":<id>,"error":…,"detail":…} into b (reset first). 0, or -1 on OOM. */
+int tp_ws_error_frame(struct gw_buf *b, const char *id, const struct gw_err *err);
 /* Queue a reply frame (copied) for c; 0, or -1 when the connection is being closed. */
 int tp_ws_reply(struct tp_conn *c, const struct gw_buf *frame);
 void tp_ws_closed(struct tp_conn *c);

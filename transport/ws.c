@@ -158,21 +158,24 @@ int tp_ws_reply(struct tp_conn *c, const struct gw_buf *b)
 	return 0;
 }
 
-static int reply_error(struct tp_conn *c, const char *id, const struct gw_err *err)
+int tp_ws_error_frame(struct gw_buf *b, const char *id, const struct gw_err *err)
 {
-	struct gw_buf *b = &c->wk->zout;
 	int rc = 0;
 
-	gw_metric_reject(err->code);
 	gw_buf_reset(b);
-	rc |= gw_buf_puts(b, "{\"op\":\"error\",\"id\":");
-	rc |= gw_buf_puts(b, id);
-	rc |= gw_buf_puts(b, ",\"error\":\"");
-	rc |= gw_buf_puts(b, err->code);
-	rc |= gw_buf_puts(b, "\",\"detail\":");
+	rc |= gw_buf_printf(b, "{\"op\":\"error\",\"id\":%s,\"error\":\"%s\",\"detail\":", id,
+			    err->code);
 	rc |= gw_json_put_str(b, err->detail, strlen(err->detail));
 	rc |= gw_buf_putc(b, '}');
-	return rc ? -1 : tp_ws_reply(c, b);
+	return rc ? -1 : 0;
+}
+
+static int reply_error(struct tp_conn *c, const char *id, const struct gw_err *err)
+{
+	gw_metric_reject(err->code);
+	if (tp_ws_error_frame(&c->wk->zout, id, err))
+		return -1;
+	return tp_ws_reply(c, &c->wk->zout);
 }
 
 static int handle_message(struct tp_conn *c, const char *msg, size_t len)
