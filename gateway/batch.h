@@ -27,6 +27,8 @@ struct gw_pos {
 
 struct gw_batch {
 	size_t count;
+	size_t suppressed; /* danmaku left out by the budget */
+	size_t danmaku;    /* danmaku kept, when a budget applied (else 0) */
 	bool gap;
 	bool overrun;
 	bool more; /* stopped at max_bytes; more is waiting */
@@ -49,5 +51,22 @@ bool gw_pos_pending(const struct gw_room *room, const struct gw_pos *pos);
  */
 int gw_batch_build(const struct gw_room *room, struct gw_pos *pos, size_t max_bytes,
 		   struct gw_buf *out, struct gw_batch *info);
+
+/* What a batch for one client adds to the plain one. */
+struct gw_batch_opts {
+	/*
+	 * At most this many danmaku (SIZE_MAX: all). Beyond it an evenly spread
+	 * sample of the batch's danmaku is kept; every other type always is.
+	 */
+	size_t danmaku_budget;
+	const char *advice; /* a JSON object appended as "advice", or NULL */
+	size_t advice_len;
+};
+
+/* gw_batch_build with opts (NULL: none). Any thread. */
+int gw_batch_build_opts(const struct gw_room *room, struct gw_pos *pos, size_t max_bytes,
+			struct gw_buf *out, struct gw_batch *info, const struct gw_batch_opts *opts);
+/* True when an encoded message (as the ring stores it) is a danmaku. */
+bool gw_msg_is_danmaku(const char *msg, size_t len);
 
 #endif

@@ -113,6 +113,51 @@ const struct gw_config_def gw_config_table[] = {
      .help = "seconds allowed for request headers, a request body, or a pong"},
     {ROW("keepalive_timeout", keepalive_timeout, GW_CFG_INT), .min = 1, .max = 3600, .def = "30",
      .help = "seconds an idle keep-alive HTTP connection is kept open"},
+    /* adaptive transport (docs/protocol.md, "Adaptive transport") */
+    {ROW("adapt_longpoll_above", adapt_longpoll_above, GW_CFG_DOUBLE), .min = 0.001, .max = 1000000,
+     .def = "2", .help = "disconnects per minute of connected time at which a client is moved "
+			 "from WebSocket to long-poll"},
+    {ROW("adapt_shortpoll_above", adapt_shortpoll_above, GW_CFG_DOUBLE), .min = 0.001,
+     .max = 1000000, .def = "6",
+     .help = "disconnects per minute at which a client is moved to short-poll"},
+    {ROW("adapt_hysteresis", adapt_hysteresis, GW_CFG_DOUBLE), .min = 0.01, .max = 1, .def = "0.5",
+     .help = "a client moves up only while its rate is below this x the threshold it crossed"},
+    {ROW("adapt_half_life", adapt_half_life, GW_CFG_DOUBLE), .min = 0.1, .max = 86400, .def = "120",
+     .help = "seconds: half-life of the disconnect count and connected time behind the rate"},
+    {ROW("adapt_min_connected", adapt_min_connected, GW_CFG_DOUBLE), .min = 0.1, .max = 86400,
+     .def = "30", .help = "seconds: the rate's denominator never counts less connected time"},
+    {ROW("adapt_probe_after", adapt_probe_after, GW_CFG_DOUBLE), .min = 0.1, .max = 86400,
+     .def = "60", .help = "seconds without a disconnect before a client is probed one level up"},
+    {ROW("adapt_probe_max", adapt_probe_max, GW_CFG_DOUBLE), .min = 0.1, .max = 86400, .def = "960",
+     .help = "seconds: the probe period doubles after each failed probe, up to this"},
+    {ROW("adapt_longpoll_wait", adapt_longpoll_wait, GW_CFG_INT), .min = 1, .max = 300, .def = "25",
+     .help = "the wait= advised to long-poll clients (capped at longpoll_max_wait)"},
+    {ROW("adapt_longpoll_gap", adapt_longpoll_gap, GW_CFG_DOUBLE), .min = 0.1, .max = 86400,
+     .def = "10", .help = "seconds between a long-poll answer and the client's next poll beyond "
+			  "which it counts as a disconnect"},
+    {ROW("adapt_shortpoll_miss", adapt_shortpoll_miss, GW_CFG_DOUBLE), .min = 1.5, .max = 100,
+     .def = "3", .help = "a short-poll later than this x the advised interval counts as a "
+			 "disconnect"},
+    {ROW("adapt_shortpoll_min_ms", adapt_shortpoll_min_ms, GW_CFG_INT), .min = 50, .max = 600000,
+     .def = "1000", .help = "shortest short-poll interval advised (busy rooms)"},
+    {ROW("adapt_shortpoll_max_ms", adapt_shortpoll_max_ms, GW_CFG_INT), .min = 50, .max = 600000,
+     .def = "5000", .help = "longest short-poll interval advised (quiet rooms)"},
+    {ROW("adapt_shortpoll_target_msgs", adapt_shortpoll_target_msgs, GW_CFG_DOUBLE), .min = 0.01,
+     .max = 100000, .def = "5",
+     .help = "messages per short-poll the advised interval aims at, at the room's rate"},
+    {ROW("adapt_max_clients", adapt_max_clients, GW_CFG_INT), .min = 1, .max = 10000000,
+     .def = "100000", .help = "client ids tracked at once; beyond it new ids get default advice"},
+    {ROW("adapt_client_ttl", adapt_client_ttl, GW_CFG_INT), .min = 1, .max = 86400, .def = "600",
+     .help = "seconds an unseen client id is remembered"},
+    {ROW("suppress_shortpoll", suppress_shortpoll, GW_CFG_INT), .min = 0, .max = 1000000,
+     .def = "15", .help = "danmaku per suppress_period delivered to a short-poll client; "
+			  "0 = no limit (gifts and other messages are never suppressed)"},
+    {ROW("suppress_longpoll", suppress_longpoll, GW_CFG_INT), .min = 0, .max = 1000000, .def = "0",
+     .help = "the same for long-poll clients"},
+    {ROW("suppress_ws", suppress_ws, GW_CFG_INT), .min = 0, .max = 1000000, .def = "0",
+     .help = "the same for WebSocket clients"},
+    {ROW("suppress_period", suppress_period, GW_CFG_DOUBLE), .min = 0.1, .max = 3600, .def = "3",
+     .help = "seconds over which the suppress_* budgets refill"},
     /* logging */
     {ROW("log_level", log_level, GW_CFG_ENUM), .def = "info", .choices = log_levels,
      .help = "least severe level written to the log"},
@@ -621,6 +666,24 @@ static int next_flag(int argc, char **argv, int *i, struct flag *f, char *err, s
 	return 0;
 }
 
+/* Settings that only make sense together; the table bounds each one alone. */
+static int check_pairs(const struct gw_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->adapt_longpoll_above > cfg->adapt_shortpoll_above) {
+		errf(err, errlen, "adapt_longpoll_above must not exceed adapt_shortpoll_above");
+		return -1;
+	}
+	if (cfg->adapt_shortpoll_min_ms > cfg->adapt_shortpoll_max_ms) {
+		errf(err, errlen, "adapt_shortpoll_min_ms must not exceed adapt_shortpoll_max_ms");
+		return -1;
+	}
+	if (cfg->adapt_probe_after > cfg->adapt_probe_max) {
+		errf(err, errlen, "adapt_probe_after must not exceed adapt_probe_max");
+		return -1;
+	}
+	return 0;
+}
+
 int gw_config_load(struct gw_config *cfg, int argc, char **argv, FILE *out, char *err,
                    size_t errlen)
 {
@@ -668,7 +731,7 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv, FILE *out, char
 		if (set_text(cfg, f.def, f.label, f.value, err, errlen) < 0)
 			return -1;
 	}
-	return 0;
+	return check_pairs(cfg, err, errlen);
 }
 
 /* Description after the flag in --help: the help text, then default and range. */

@@ -61,6 +61,26 @@ struct gw_config {
 	int64_t ws_ping_interval;   /* seconds; 0 disables pings */
 	int64_t io_timeout;         /* seconds: headers, body, pong */
 	int64_t keepalive_timeout;  /* seconds an idle keep-alive HTTP connection lives */
+	/* adaptive transport (seconds as doubles so tests can use short ones) */
+	double adapt_longpoll_above;   /* disconnects per minute */
+	double adapt_shortpoll_above;
+	double adapt_hysteresis;
+	double adapt_half_life;
+	double adapt_min_connected;
+	double adapt_probe_after;
+	double adapt_probe_max;
+	int64_t adapt_longpoll_wait;   /* seconds, the wait= advised */
+	double adapt_longpoll_gap;
+	double adapt_shortpoll_miss;   /* x interval */
+	int64_t adapt_shortpoll_min_ms;
+	int64_t adapt_shortpoll_max_ms;
+	double adapt_shortpoll_target_msgs;
+	int64_t adapt_max_clients;
+	int64_t adapt_client_ttl;      /* seconds */
+	int64_t suppress_shortpoll;    /* danmaku per suppress_period; 0 = no limit */
+	int64_t suppress_longpoll;
+	int64_t suppress_ws;
+	double suppress_period;
 	/* logging */
 	char *log_level;            /* error | warn | info | debug */
 };

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,13 @@
 #include "gateway/metrics.h"
 #include "gateway/room.h"
 
-/* A gift on its way through the journal. Owned by the service until done runs. */
+/*
+ * A gift on its way through the journal. Owned by the service until done
+ * runs; a committed one then goes on to the leaderboard thread (`next`, on
+ * the board stack), which frees it.
+ */
 struct pend {
+	struct pend *next; /* on the board stack */
 	struct gw_gifts *gs;
 	struct gw_room *room; /* reference held */
 	struct gw_gift g;
@@ -38,15 +44,6 @@ struct pend {
 	gw_gifts_done_fn done;
 	void *arg;
 	struct gw_buf receipt;
-};
-
-/* A committed gift for the leaderboard thread. */
-struct board_item {
-	struct board_item *next;
-	uint64_t value;
-	size_t room_len, uid_len;
-	char room[65];
-	char uid[65];
 };
 
 struct gw_gifts {
@@ -62,14 +59,23 @@ struct gw_gifts {
 	/* room -> last gift seq (uint64_t *), under seq_lock */
 	pthread_mutex_t seq_lock;
 	struct gw_map *seqs;
-	/* leaderboard thread and its queue */
+	/*
+	 * Leaderboard thread. Committed gifts reach it on a lock-free stack
+	 * (push: CAS with release, by the journal thread; take all: exchange
+	 * with acquire, by the board thread), so a gift costs the journal
+	 * thread no lock and no wake-up: the board thread looks every
+	 * BOARD_POLL_MS, well inside the once-a-second snapshot refresh.
+	 * q_lock / q_cond only carry the stop request.
+	 */
+	_Atomic(struct pend *) board_stack;
 	pthread_t board_thread;
 	bool board_started;
 	pthread_mutex_t q_lock;
 	pthread_cond_t q_cond;
-	struct board_item *q_head, **q_tail;
 	bool q_stop;
 };
+
+#define BOARD_POLL_MS 100
 
 static void ledger_gift_of(struct gw_ledger_gift *lg, const struct gw_gift *g, const char *room,
 			   size_t room_len)
@@ -115,6 +121,21 @@ static void push_rank(void *arg, const char *room, size_t room_len, const char *
 	gw_room_release(r);
 }
 
+/* Board thread: the committed gifts pushed so far, oldest first. */
+static struct pend *board_take(struct gw_gifts *gs)
+{
+	struct pend *p = atomic_exchange_explicit(&gs->board_stack, NULL, memory_order_acquire);
+	struct pend *fifo = NULL;
+
+	while (p) { /* the stack is newest first */
+		struct pend *n = p->next;
+		p->next = fifo;
+		fifo = p;
+		p = n;
+	}
+	return fifo;
+}
+
 static void *board_main(void *arg)
 {
 	struct gw_gifts *gs = arg;
@@ -122,28 +143,26 @@ static void *board_main(void *arg)
 	bool stop = false;
 
 	while (!stop) {
-		struct board_item *list;
 		struct timespec until;
+		struct pend *list;
 
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 200 * 1000000L;
+		until.tv_nsec += BOARD_POLL_MS * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
 		pthread_mutex_lock(&gs->q_lock);
-		if (!gs->q_head && !gs->q_stop)
+		if (!gs->q_stop)
 			pthread_cond_timedwait(&gs->q_cond, &gs->q_lock, &until);
-		list = gs->q_head;
-		gs->q_head = NULL;
-		gs->q_tail = &gs->q_head;
 		stop = gs->q_stop;
 		pthread_mutex_unlock(&gs->q_lock);
 
-		while (list) {
-			struct board_item *n = list->next;
-			if (gw_board_add(gs->board, list->room, list->room_len, list->uid,
-					 list->uid_len, list->value))
+		/* After stop: the journal is closed, so nothing is pushed any more. */
+		for (list = board_take(gs); list;) {
+			struct pend *n = list->next;
+			if (gw_board_add(gs->board, list->room_name, list->room_len, list->g.uid,
+					 strlen(list->g.uid), list->value))
 				gw_log_err("leaderboard: out of memory, a gift is not ranked");
 			free(list);
 			list = n;
@@ -157,24 +176,15 @@ static void *board_main(void *arg)
 	return NULL;
 }
 
-static void board_enqueue(struct gw_gifts *gs, const struct pend *p)
+/* Journal thread: hand a committed gift (its room and receipt already released) to the board. */
+static void board_push(struct gw_gifts *gs, struct pend *p)
 {
-	struct board_item *it = calloc(1, sizeof(*it));
+	struct pend *top = atomic_load_explicit(&gs->board_stack, memory_order_relaxed);
 
-	if (!it) {
-		gw_log_err("leaderboard: out of memory, a gift is not ranked");
-		return;
-	}
-	it->value = p->value;
-	it->room_len = p->room_len;
-	memcpy(it->room, p->room_name, p->room_len);
-	it->uid_len = strlen(p->g.uid);
-	memcpy(it->uid, p->g.uid, it->uid_len);
-	pthread_mutex_lock(&gs->q_lock);
-	*gs->q_tail = it;
-	gs->q_tail = &it->next;
-	pthread_cond_signal(&gs->q_cond);
-	pthread_mutex_unlock(&gs->q_lock);
+	do {
+		p->next = top;
+	} while (!atomic_compare_exchange_weak_explicit(&gs->board_stack, &top, p,
+							 memory_order_release, memory_order_relaxed));
 }
 
 /* ---- journal records ------------------------------------------------------------------- */
@@ -310,9 +320,11 @@ static void journaled(void *arg, int status)
 		gw_log_err("gift txn %s is journaled but could not enter room %.*s", p->g.txn,
 			   (int)p->room_len, p->room_name);
 	gw_buf_free(&msg);
-	board_enqueue(gs, p);
 	p->done(p->arg, 0, gw_buf_data(&p->receipt), p->receipt.len, NULL);
-	pend_free(p);
+	gw_room_release(p->room);
+	p->room = NULL;
+	gw_buf_free(&p->receipt);
+	board_push(gs, p); /* the board thread frees it */
 }
 
 int gw_gifts_send(struct gw_gifts *gs, struct gw_room *room, struct json_object *obj,
@@ -484,7 +496,7 @@ struct gw_gifts *gw_gifts_open(const struct gw_gifts_conf *conf, struct gw_rooms
 	}
 	gs->rooms = rooms;
 	gs->max_skew_ms = conf->max_skew_ms;
-	gs->q_tail = &gs->q_head;
+	atomic_init(&gs->board_stack, NULL);
 	pthread_mutex_init(&gs->seq_lock, NULL);
 	pthread_mutex_init(&gs->q_lock, NULL);
 	pthread_cond_init(&gs->q_cond, NULL);
@@ -540,10 +552,9 @@ void gw_gifts_close(struct gw_gifts *gs)
 		pthread_mutex_unlock(&gs->q_lock);
 		pthread_join(gs->board_thread, NULL);
 	}
-	while (gs->q_head) {
-		struct board_item *n = gs->q_head->next;
-		free(gs->q_head);
-		gs->q_head = n;
+	for (struct pend *p = board_take(gs), *n; p; p = n) {
+		n = p->next;
+		free(p);
 	}
 	gw_map_free(gs->seqs, free);
 	gw_board_free(gs->board);

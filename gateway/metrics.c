@@ -18,7 +18,8 @@ static const char *const reject_codes[] = {
 	"bad_room",     "bad_json",      "bad_field",       "bad_uid",        "bad_utf8",
 	"bad_text",     "bad_cursor",    "bad_wait",        "not_found",      "method_not_allowed",
 	"length_required", "body_too_large", "blocked",     "rate_limited",   "too_many_rooms",
-	"too_many_connections", "unknown_op", "no_memory",  "message_too_big", "other"};
+	"too_many_connections", "unknown_op", "no_memory",  "message_too_big", "bad_client",
+	"too_fast",     "other"};
 #define N_REJECT (sizeof(reject_codes) / sizeof(reject_codes[0]))
 _Static_assert(N_REJECT <= GW_M_REJECTED_LAST - GW_M_REJECTED + 1, "room for every code");
 
@@ -102,6 +103,21 @@ static const struct line lines[] = {
 	{"livegate_gzip_bytes_saved_total", "counter",
 	 "Bytes gzip saved on poll responses (uncompressed minus compressed).", NULL,
 	 GW_M_GZIP_SAVED},
+	{"livegate_suppressed_total", "counter",
+	 "Danmaku left out of batches by a client's suppress_* budget.", NULL, GW_M_SUPPRESSED},
+	{"livegate_adapt_clients", "gauge", "Tracked client ids by the transport advised now.",
+	 "transport=\"ws\"", GW_M_ADAPT_AT_WS},
+	{"livegate_adapt_clients", NULL, NULL, "transport=\"longpoll\"", GW_M_ADAPT_AT_LONGPOLL},
+	{"livegate_adapt_clients", NULL, NULL, "transport=\"shortpoll\"", GW_M_ADAPT_AT_SHORTPOLL},
+	{"livegate_adapt_disconnects_total", "counter",
+	 "Disconnects counted against clients' rates.", NULL, GW_M_ADAPT_DISCONNECTS},
+	{"livegate_adapt_moves_total", "counter", "Advice changes, by reason.",
+	 "reason=\"rate\"", GW_M_ADAPT_DOWN},
+	{"livegate_adapt_moves_total", NULL, NULL, "reason=\"probe\"", GW_M_ADAPT_PROBES},
+	{"livegate_adapt_moves_total", NULL, NULL, "reason=\"probe_failed\"",
+	 GW_M_ADAPT_PROBES_FAILED},
+	{"livegate_adapt_too_fast_total", "counter",
+	 "Short-polls refused with 429 for coming sooner than advised.", NULL, GW_M_ADAPT_TOO_FAST},
 };
 
 int gw_metrics_render(struct gw_buf *out, uint64_t rooms)

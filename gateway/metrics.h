@@ -28,12 +28,21 @@ enum gw_metric {
 	GW_M_OVERRUNS,
 	GW_M_GZIP_SAVED,
 	GW_M_GAPS,
+	GW_M_SUPPRESSED,
+	GW_M_ADAPT_DISCONNECTS,
+	GW_M_ADAPT_DOWN,
+	GW_M_ADAPT_PROBES,
+	GW_M_ADAPT_PROBES_FAILED,
+	GW_M_ADAPT_TOO_FAST,
 	GW_M_REJECTED, /* first of the per-error-code counters; see gw_metric_reject */
 	GW_M_REJECTED_LAST = GW_M_REJECTED + 23,
 	/* Gauges (added to with +1 / -1). */
 	GW_M_CONN_OPEN,
 	GW_M_CONN_WS,
 	GW_M_CONN_LONGPOLL,
+	GW_M_ADAPT_AT_WS, /* tracked clients advised each transport; same order as gw_transport */
+	GW_M_ADAPT_AT_LONGPOLL,
+	GW_M_ADAPT_AT_SHORTPOLL,
 	GW_M__COUNT
 };
 

@@ -289,6 +289,13 @@ static bool copy_entry(const struct gw_ring *r, uint64_t seq, struct gw_buf *out
 int gw_ring_read(const struct gw_ring *r, uint64_t after, int64_t now_ms, size_t max_bytes,
 		 struct gw_buf *out, struct gw_ring_read *res)
 {
+	return gw_ring_read_filtered(r, after, now_ms, max_bytes, out, res, NULL, NULL);
+}
+
+int gw_ring_read_filtered(const struct gw_ring *r, uint64_t after, int64_t now_ms,
+			  size_t max_bytes, struct gw_buf *out, struct gw_ring_read *res,
+			  gw_ring_keep_fn keep, void *arg)
+{
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
 	int64_t cutoff = now_ms - r->window_ms;
 	uint64_t next = after + 1;
@@ -340,8 +347,12 @@ restart:;
 				out->len--;
 			goto overrun;
 		}
-		res->count++;
 		res->last = next;
+		if (keep && !keep(arg, next, gw_buf_data(out) + out->len - len, len)) {
+			out->len -= len + (res->count ? 1 : 0);
+			continue;
+		}
+		res->count++;
 	}
 	return 0;
 

@@ -93,6 +93,16 @@ uint64_t gw_ring_publish(struct gw_ring *r, const char *rest, size_t rest_len, i
 int gw_ring_read(const struct gw_ring *r, uint64_t after, int64_t now_ms, size_t max_bytes,
 		 struct gw_buf *out, struct gw_ring_read *res);
 
+/*
+ * gw_ring_read with a filter: keep(arg, seq, msg, len) sees each message after
+ * it was copied (so the bytes are stable) and returns false to leave it out;
+ * a message left out still advances res->last. res->count counts kept ones.
+ */
+typedef bool (*gw_ring_keep_fn)(void *arg, uint64_t seq, const char *msg, size_t len);
+int gw_ring_read_filtered(const struct gw_ring *r, uint64_t after, int64_t now_ms,
+			  size_t max_bytes, struct gw_buf *out, struct gw_ring_read *res,
+			  gw_ring_keep_fn keep, void *arg);
+
 /* Oldest seq a read would start at now (head + 1 when none is live). Any thread. */
 uint64_t gw_ring_oldest(const struct gw_ring *r, int64_t now_ms);
 

@@ -231,6 +231,16 @@ struct gw_ring *gw_room_ring(const struct gw_room *room)
 	return room->ring;
 }
 
+double gw_room_rate(const struct gw_room *room)
+{
+	uint64_t head = gw_ring_head(room->ring);
+	uint64_t oldest = gw_ring_oldest(room->ring, gw_clock_wall_ms());
+
+	if (oldest > head)
+		return 0.0;
+	return (double)(head - oldest + 1) * 1000.0 / (double)room->rs->conf.window_ms;
+}
+
 uint64_t gw_room_publish(struct gw_room *room, const char *rest, size_t rest_len)
 {
 	struct gw_rooms *rs = room->rs;

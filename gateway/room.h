@@ -77,6 +77,8 @@ void gw_room_release(struct gw_room *room);
 
 const char *gw_room_name(const struct gw_room *room, size_t *len);
 struct gw_ring *gw_room_ring(const struct gw_room *room);
+/* Messages per second published over the last window (retained ones). Any thread. */
+double gw_room_rate(const struct gw_room *room);
 
 /* Publish one message (see gw_ring_publish for `rest`). Any thread. Returns seq, 0 if too big. */
 uint64_t gw_room_publish(struct gw_room *room, const char *rest, size_t rest_len);

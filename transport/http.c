@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/clock.h"
 #include "gateway/cursor.h"
 #include "gateway/ingest.h"
 #include "gateway/log.h"
@@ -39,6 +40,12 @@ void tp_conn_release(struct tp_conn *c)
 	if (c->room) {
 		gw_room_release(c->room);
 		c->room = NULL;
+	}
+	if (c->lp_reported) {
+		/* Released while still held: the client went away mid-wait. */
+		c->lp_reported = false;
+		gw_clients_poll_end(c->wk->srv->clients, c->client, c->client_len, true, 0,
+				    gw_clock_mono_ms(), NULL);
 	}
 	if (c->state == TP_LONGPOLL)
 		gw_metric_add(GW_M_CONN_LONGPOLL, -1);
@@ -388,10 +395,15 @@ int tp_http_request(struct tp_conn *c, const char *path)
 		snprintf(c->key_uid, sizeof(c->key_uid), "%s", uid);
 		return start_body(c, TP_PUT_KEY, NULL, 0);
 	}
+	if (tp_static_match(path)) {
+		if (m != M_GET && m != M_HEAD)
+			return send_method_not_allowed(c, "GET, HEAD");
+		return tp_static_serve(c, path, m == M_HEAD);
+	}
 	if (!tp_route_room(path, &room, &room_len, &action))
 		return fail(c, 404, "not_found", "no such endpoint");
 	if (strcmp(action, "danmaku") && strcmp(action, "poll") && strcmp(action, "ws") &&
-	    strcmp(action, "gifts") && strcmp(action, "leaderboard"))
+	    strcmp(action, "gifts") && strcmp(action, "leaderboard") && strcmp(action, "connect"))
 		return fail(c, 404, "not_found", "no such endpoint");
 	if (!gw_name_valid(room, room_len))
 		return fail(c, 400, "bad_room", "room names match [A-Za-z0-9_-]{1,64}");
@@ -414,5 +426,7 @@ int tp_http_request(struct tp_conn *c, const char *path)
 	c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, &err);
 	if (!c->room)
 		return tp_http_error(c, &err);
+	if (!strcmp(action, "connect"))
+		return tp_adapt_connect(c);
 	return tp_poll_request(c);
 }

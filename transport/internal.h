@@ -18,6 +18,7 @@
 
 #include "gateway/batch.h"
 #include "gateway/buf.h"
+#include "gateway/clients.h"
 #include "gateway/config.h"
 #include "gateway/error.h"
 #include "gateway/room.h"
@@ -80,6 +81,7 @@ struct tp_server {
 	struct gw_rooms *rooms;
 	struct gw_ingest *ingest;
 	struct gw_gifts *gifts;
+	struct gw_clients *clients; /* adaptive transport; owned by the server */
 	const char *admin_token; /* "" disables key registration */
 	unsigned nworkers;
 	struct tp_worker *workers;
@@ -117,6 +119,12 @@ struct tp_conn {
 	bool rx_paused; /* reading stopped until replies drain (ws.c) */
 	struct tp_conn *ws_prev, *ws_next;
 	bool closing;
+	/* Adaptive transport (adapt.c): the request's or WebSocket's client id, if any */
+	char client[65];
+	unsigned char client_len;
+	bool lp_reported;      /* a long-poll of client is held: report how it ends */
+	bool peer_closed;      /* the client sent a close frame */
+	struct gw_advice *advice; /* to send on this WebSocket with the next batch; owned */
 };
 
 /* server.c */
@@ -171,6 +179,20 @@ int tp_query(struct lws *wsi, const char *name, char *buf, size_t buflen);
 /* Resolve `since` for room into c->pos. */
 int tp_resolve_since(struct tp_conn *c, struct gw_err *err);
 
+/* adapt.c */
+/* The request's client=ID into c->client (absent: client_len 0); -1 with err when malformed. */
+int tp_client_id(struct tp_conn *c, struct gw_err *err);
+/* GET /v1/rooms/{room}/connect with c->room acquired. */
+int tp_adapt_connect(struct tp_conn *c);
+/* 429 too_fast with Retry-After and the advice in the body. */
+int tp_adapt_too_fast(struct tp_conn *c, const struct gw_advice *adv, int64_t retry_ms);
+/*
+ * Build c's next batch for transport t into out: its client's danmaku budget
+ * applied, and adv appended when adv->send. 0, or -1 on OOM.
+ */
+int tp_adapt_batch(struct tp_conn *c, enum gw_transport t, const struct gw_advice *adv,
+		   struct gw_buf *out, struct gw_batch *info);
+
 /* gifts.c */
 int tp_gift_catalog(struct tp_conn *c);
 int tp_gift_server_key(struct tp_conn *c);
@@ -208,5 +230,22 @@ void tp_gzip_free(struct tp_gzip *gz);
 int tp_gzip(struct tp_gzip *gz, const char *src, size_t len, struct gw_buf *out);
 /* Does this Accept-Encoding value allow gzip? */
 bool tp_gzip_accepted(const char *accept_encoding);
+
+/* static.c: the web player, the files of web/ embedded at build time (web/embed.cmake) */
+struct tp_web_file {
+	const char *name; /* file name in web/, e.g. "player.js" */
+	const unsigned char *data;
+	size_t len;
+	const char *etag; /* quoted, from the file's SHA-256 */
+};
+/* Generated into the build directory; read-only, so any thread. */
+extern const struct tp_web_file tp_web_files[];
+extern const size_t tp_web_nfiles;
+/* Any thread: is path one of the player's files (/, /livegate.js, /player.js, /player.css)? */
+bool tp_static_match(const char *path);
+/* Worker: answer GET (or HEAD) of a path tp_static_match accepted; 304 on a matching ETag. */
+int tp_static_serve(struct tp_conn *c, const char *path, bool head);
+/* Any thread: does an If-None-Match value (a list, W/ tags, "*") name etag? */
+bool tp_etag_match(const char *if_none_match, const char *etag);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/clock.h"
 #include "gateway/metrics.h"
 #include "transport/internal.h"
 
@@ -22,7 +23,8 @@ static void lp_notify(struct gw_sub *sub)
 
 static const struct gw_sub_ops longpoll_ops = {.name = "longpoll", .notify = lp_notify};
 
-static int respond_batch(struct tp_conn *c, bool longpoll)
+/* adv: the short-poll's advice (NULL for a long-poll, whose advice is taken now). */
+static int respond_batch(struct tp_conn *c, bool longpoll, const struct gw_advice *adv)
 {
 	struct tp_worker *wk = c->wk;
 	const struct gw_config *cfg = wk->srv->cfg;
@@ -30,9 +32,17 @@ static int respond_batch(struct tp_conn *c, bool longpoll)
 	struct tp_hdr hdrs[2] = {{"vary:", "Accept-Encoding"}};
 	size_t nh = 1;
 	struct gw_batch info;
+	struct gw_advice lp_adv;
 
+	if (c->lp_reported) {
+		/* Advice at answer time: the wait may have been long. */
+		c->lp_reported = false;
+		gw_clients_poll_end(wk->srv->clients, c->client, c->client_len, false,
+				    gw_room_rate(c->room), gw_clock_mono_ms(), &lp_adv);
+		adv = &lp_adv;
+	}
 	gw_buf_reset(&wk->out);
-	if (gw_batch_build(c->room, &c->pos, (size_t)cfg->batch_max_bytes, &wk->out, &info))
+	if (tp_adapt_batch(c, longpoll ? GW_TP_LONGPOLL : GW_TP_SHORTPOLL, adv, &wk->out, &info))
 		return -1;
 	tp_conn_release(c);
 	gw_metric_add(longpoll ? GW_M_DELIVERED_LONGPOLL : GW_M_DELIVERED_SHORTPOLL,
@@ -75,6 +85,7 @@ int tp_poll_request(struct tp_conn *c)
 	const struct gw_config *cfg = c->wk->srv->cfg;
 	char buf[256];
 	long long wait = 0;
+	struct gw_advice adv = {0};
 	struct gw_err err;
 	int q;
 
@@ -84,18 +95,26 @@ int tp_poll_request(struct tp_conn *c)
 			(long long)cfg->longpoll_max_wait);
 		goto fail;
 	}
-	if (tp_resolve_since(c, &err))
+	if (tp_client_id(c, &err) || tp_resolve_since(c, &err))
 		goto fail;
 	c->gzip = lws_hdr_copy(c->wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_ACCEPT_ENCODING) > 0 &&
 		  tp_gzip_accepted(buf);
 
+	if (c->client_len) {
+		int64_t retry_ms = 0;
+
+		if (gw_clients_poll(c->wk->srv->clients, c->client, c->client_len, wait,
+				    gw_room_rate(c->room), gw_clock_mono_ms(), &adv, &retry_ms))
+			return tp_adapt_too_fast(c, &adv, retry_ms);
+		c->lp_reported = wait > 0;
+	}
 	if (!wait) {
 		gw_metric_add(GW_M_POLL_SHORT, 1);
-		return respond_batch(c, false);
+		return respond_batch(c, false, &adv);
 	}
 	gw_metric_add(GW_M_POLL_LONG, 1);
 	if (gw_pos_pending(c->room, &c->pos))
-		return respond_batch(c, true);
+		return respond_batch(c, true, NULL);
 
 	c->state = TP_LONGPOLL;
 	gw_metric_add(GW_M_CONN_LONGPOLL, 1);
@@ -121,7 +140,7 @@ int tp_poll_writeable(struct tp_conn *c)
 		return 0; /* woken for a room change that was not ours to send */
 	lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
 	lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-	return respond_batch(c, true);
+	return respond_batch(c, true, NULL);
 }
 
 int tp_poll_timer(struct tp_conn *c)

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gateway/clock.h"
 #include "gateway/ingest.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -196,6 +197,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		return tp_ws_receive(c, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return tp_ws_writeable(c);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		c->peer_closed = true;
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		tp_ws_closed(c);
 		return 0;
@@ -256,6 +260,9 @@ static void reap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (n)
 		gw_log_debug("reclaimed %zu idle rooms", n);
+	n = gw_clients_sweep(wk->srv->clients, gw_clock_mono_ms());
+	if (n)
+		gw_log_debug("forgot %zu client ids", n);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -426,6 +433,12 @@ struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *
 	srv->rooms = rooms;
 	srv->ingest = ingest;
 	srv->gifts = gifts;
+	srv->clients = gw_clients_new(cfg);
+	if (!srv->clients) {
+		snprintf(err, errlen, "out of memory");
+		free(srv);
+		return NULL;
+	}
 	srv->admin_token = admin_token;
 	srv->nworkers = (unsigned)cfg->workers; /* main resolved 0 to the core count */
 	srv->idle_policy.secs_since_valid_ping = (uint16_t)cfg->ws_ping_interval;
@@ -472,6 +485,7 @@ fail:
 	for (i = 0; srv->workers && i < srv->nworkers; i++)
 		worker_fini(&srv->workers[i]);
 	free(srv->workers);
+	gw_clients_free(srv->clients);
 	free(srv);
 	return NULL;
 }
@@ -497,5 +511,6 @@ void tp_server_free(struct tp_server *srv)
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		worker_fini(&srv->workers[i]);
 	free(srv->workers);
+	gw_clients_free(srv->clients);
 	free(srv);
 }

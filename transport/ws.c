@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/clock.h"
 #include "gateway/ingest.h"
 #include "gateway/json.h"
 #include "gateway/metrics.h"
@@ -56,6 +57,8 @@ static int ws_resolve(struct tp_conn *c, struct gw_err *err)
 		return gw_fail(err, 404, "not_found", "WebSockets live at /v1/rooms/{room}/ws");
 	if (!gw_name_valid(room, room_len))
 		return gw_fail(err, 400, "bad_room", "room names match [A-Za-z0-9_-]{1,64}");
+	if (tp_client_id(c, err))
+		return -1;
 	c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, err);
 	if (!c->room)
 		return -1;
@@ -113,7 +116,16 @@ int tp_ws_established(struct tp_conn *c)
 	gw_metric_add(GW_M_CONN_WS, 1);
 	c->sub.ops = &ws_ops;
 	gw_room_subscribe(c->room, &c->sub, wk->id);
-	if (gw_pos_pending(c->room, &c->pos))
+	if (c->client_len) {
+		struct gw_advice adv;
+
+		gw_clients_ws_open(wk->srv->clients, c->client, c->client_len, gw_room_rate(c->room),
+				   gw_clock_mono_ms(), &adv);
+		/* The client belongs elsewhere: tell it at once, in a batch of its own. */
+		if (adv.send && (c->advice = malloc(sizeof(adv))))
+			*c->advice = adv;
+	}
+	if (c->advice || gw_pos_pending(c->room, &c->pos))
 		lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -271,12 +283,13 @@ int tp_ws_writeable(struct tp_conn *c)
 			lws_callback_on_writable(c->wsi);
 		return 0;
 	}
-	if (!gw_pos_pending(c->room, &c->pos))
+	if (!c->advice && !gw_pos_pending(c->room, &c->pos))
 		return 0;
 	gw_buf_reset(&wk->out);
-	if (gw_batch_build(c->room, &c->pos, (size_t)wk->srv->cfg->batch_max_bytes, &wk->out,
-			   &info))
+	if (tp_adapt_batch(c, GW_TP_WS, c->advice, &wk->out, &info))
 		return close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+	free(c->advice);
+	c->advice = NULL;
 	if (lws_write(c->wsi, (unsigned char *)gw_buf_data(&wk->out), wk->out.len,
 		      LWS_WRITE_TEXT) < 0)
 		return -1;
@@ -307,6 +320,12 @@ void tp_ws_closed(struct tp_conn *c)
 		free(r);
 	}
 	c->nreplies = 0;
+	free(c->advice);
+	c->advice = NULL;
+	/* A close the gateway began (shutdown, a policy close) is not the client's network. */
+	if (c->client_len)
+		gw_clients_ws_close(wk->srv->clients, c->client, c->client_len,
+				    c->peer_closed || c->closing, gw_clock_mono_ms());
 	gw_metric_add(GW_M_CONN_WS, -1);
 	c->state = TP_IDLE;
 	tp_conn_release(c);

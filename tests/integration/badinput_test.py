@@ -185,7 +185,8 @@ class BadInputTest(lg.ServerTest):
 
     # ---------- not_found ----------
     def test_not_found(self):
-        for path in ("/", "/nope", "/v1", "/v1/rooms", "/v1/rooms/r1", "/v1/rooms/r1/nope",
+        # "/" is the web player (web_test.py).
+        for path in ("/nope", "/index.html", "/v1", "/v1/rooms", "/v1/rooms/r1", "/v1/rooms/r1/nope",
                      "/v1/rooms/r1/poll/extra", "/v2/rooms/r1/poll", "/healthz/x", "/metricsx"):
             self.assertError(self.srv.curl(path), 404, "not_found", path)
 

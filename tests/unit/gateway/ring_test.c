@@ -984,6 +984,302 @@ static void test_concurrent_publishers_serialise(void **state)
 	gw_ring_free(r);
 }
 
+/*
+ * Several publishers and several readers at once. A writer's i-th message is
+ * a function of (writer, i) only, so a reader rebuilds the exact bytes of
+ * every message it gets from the seq, ts, w and i it parses out of it. Each
+ * reader checks its own stream: seq strictly increasing, contiguous except
+ * where the read said gap, each writer's i increasing, ts never decreasing;
+ * afterwards the readers must agree on which (w, i) every seq holds.
+ */
+#define MP_WRITERS 3
+#define MP_READERS 3
+#define MP_EACH 40000
+#define MP_TOTAL ((uint64_t)MP_WRITERS * MP_EACH)
+
+/* `"type":"t","w":W,"i":I,"pad":"…"}` with 0..130 pad bytes chosen by (w, i). */
+static size_t rest_wi(unsigned w, uint64_t i, char *out)
+{
+	size_t n = (size_t)sprintf(out, "\"type\":\"t\",\"w\":%u,\"i\":%" PRIu64 ",\"pad\":\"", w,
+				   i);
+	size_t pad = (size_t)((i * 31 + w * 17) % 131);
+
+	for (size_t k = 0; k < pad; k++)
+		out[n++] = (char)('a' + (i * 7 + w * 3 + k) % 26);
+	out[n++] = '"';
+	out[n++] = '}';
+	return n;
+}
+
+struct mp {
+	struct gw_ring *ring;
+	pthread_barrier_t start;
+	_Atomic int writers_done;
+};
+
+struct mp_writer {
+	struct mp *mp;
+	unsigned id;
+	uint64_t bad;
+};
+
+struct mp_reader {
+	struct mp *mp;
+	size_t max_bytes;
+	uint64_t *who;  /* who[seq] = w << 32 | (i + 1) as this reader saw it; 0: not seen */
+	uint64_t pos, received, gaps, overruns, reads, corrupt;
+	char why[256];
+	bool timed_out;
+};
+
+static void *mp_writer_main(void *arg)
+{
+	struct mp_writer *a = arg;
+	char rest[512];
+
+	pthread_barrier_wait(&a->mp->start);
+	for (uint64_t i = 0; i < MP_EACH; i++) {
+		size_t n = rest_wi(a->id, i, rest);
+
+		/* now = T0 + i: ts is the max over writers, so never below a message's own now. */
+		if (!gw_ring_publish(a->mp->ring, rest, n, T0 + (int64_t)i))
+			a->bad++;
+		if (i % 256 == 0)
+			sched_yield();
+	}
+	atomic_fetch_add(&a->mp->writers_done, 1);
+	return NULL;
+}
+
+/* At *p: the literal `lit`, then an unsigned decimal, then `end`; advances *p past them. */
+static bool parse_field(const char **p, const char *limit, const char *lit, char end, uint64_t *v)
+{
+	size_t n = strlen(lit);
+	const char *s = *p;
+
+	if ((size_t)(limit - s) < n || memcmp(s, lit, n))
+		return false;
+	s += n;
+	*v = 0;
+	if (s >= limit || *s < '0' || *s > '9')
+		return false;
+	while (s < limit && *s >= '0' && *s <= '9') {
+		if (*v > (UINT64_MAX - 9) / 10)
+			return false;
+		*v = *v * 10 + (uint64_t)(*s++ - '0');
+	}
+	if (s >= limit || *s != end)
+		return false;
+	*p = s + 1;
+	return true;
+}
+
+#define MP_NOTE(rd, ...)                                                                           \
+	do {                                                                                       \
+		(rd)->corrupt++;                                                                   \
+		if (!(rd)->why[0])                                                                 \
+			snprintf((rd)->why, sizeof((rd)->why), __VA_ARGS__);                       \
+	} while (0)
+
+/*
+ * Check one batch of res->count messages read after `after`; updates the
+ * reader's per-writer state. Returns false when the batch is unusable.
+ */
+static bool mp_check(struct mp_reader *rd, const char *p, size_t len,
+		     const struct gw_ring_read *res, uint64_t after, uint64_t last_i[MP_WRITERS],
+		     int64_t *last_ts)
+{
+	const char *end = p + len;
+	char want[1024];
+	uint64_t prev = after;
+
+	for (size_t k = 0; k < res->count; k++) {
+		const char *q;
+		uint64_t seq, ts, w, i;
+
+		if (k && (p >= end || *p++ != ',')) {
+			MP_NOTE(rd, "after %" PRIu64 ": messages not separated by ','", after);
+			return false;
+		}
+		q = p;
+		if (!parse_field(&q, end, "{\"seq\":", ',', &seq) ||
+		    !parse_field(&q, end, "\"ts\":", ',', &ts) ||
+		    !parse_field(&q, end, "\"type\":\"t\",\"w\":", ',', &w) ||
+		    !parse_field(&q, end, "\"i\":", ',', &i) || w >= MP_WRITERS || i >= MP_EACH) {
+			MP_NOTE(rd, "after %" PRIu64 ": unparsable message [%.*s]", after,
+				(int)(end - p < 60 ? end - p : 60), p);
+			return false;
+		}
+		size_t n = (size_t)sprintf(want, "{\"seq\":%" PRIu64 ",\"ts\":%" PRIu64 ",", seq,
+					   ts);
+		n += rest_wi((unsigned)w, i, want + n);
+		if ((size_t)(end - p) < n || memcmp(p, want, n)) {
+			MP_NOTE(rd, "seq %" PRIu64 ": bytes differ from what writer %" PRIu64
+				    " published as its message %" PRIu64, seq, w, i);
+			return false;
+		}
+		p += n;
+		/* Contiguous inside a batch; the first one may jump only with gap. */
+		if (k ? seq != prev + 1 : (seq <= after || (seq > after + 1) != res->gap))
+			MP_NOTE(rd, "seq %" PRIu64 " after %" PRIu64 " (gap=%d, batch message %zu)",
+				seq, prev, res->gap, k);
+		if (seq > MP_TOTAL) {
+			MP_NOTE(rd, "seq %" PRIu64 " beyond the %" PRIu64 " published", seq,
+				MP_TOTAL);
+			return false;
+		}
+		if (last_i[w] != UINT64_MAX && i <= last_i[w])
+			MP_NOTE(rd, "writer %" PRIu64 ": message %" PRIu64 " after %" PRIu64, w, i,
+				last_i[w]);
+		if ((int64_t)ts < *last_ts || (int64_t)ts < T0 + (int64_t)i)
+			MP_NOTE(rd, "seq %" PRIu64 ": ts %" PRIu64 " (previous %" PRId64 ")", seq,
+				ts, *last_ts);
+		last_i[w] = i;
+		*last_ts = (int64_t)ts;
+		rd->who[seq] = w << 32 | (i + 1);
+		prev = seq;
+	}
+	if (p != end) {
+		MP_NOTE(rd, "after %" PRIu64 ": trailing bytes", after);
+		return false;
+	}
+	if (res->count && res->last != prev)
+		MP_NOTE(rd, "last %" PRIu64 " but the batch ends at %" PRIu64, res->last, prev);
+	return true;
+}
+
+static void *mp_reader_main(void *arg)
+{
+	struct mp_reader *rd = arg;
+	struct mp *mp = rd->mp;
+	uint64_t after = 0, last_i[MP_WRITERS];
+	int64_t last_ts = 0, deadline;
+	struct gw_buf out;
+
+	for (int w = 0; w < MP_WRITERS; w++)
+		last_i[w] = UINT64_MAX;
+	gw_buf_init(&out, 0);
+	pthread_barrier_wait(&mp->start);
+	deadline = mono_ms() + 120000;
+	for (;;) {
+		struct gw_ring_read res;
+		/* Read writers_done before head: once all are done, head is final. */
+		bool done = atomic_load(&mp->writers_done) == MP_WRITERS;
+
+		if (done && after == gw_ring_head(mp->ring))
+			break;
+		if ((++rd->reads & 1023) == 0 && mono_ms() > deadline) {
+			rd->timed_out = true;
+			break;
+		}
+		gw_buf_reset(&out);
+		if (gw_ring_read(mp->ring, after, T0, rd->max_bytes, &out, &res)) {
+			MP_NOTE(rd, "gw_ring_read failed");
+			break;
+		}
+		rd->overruns += res.overrun;
+		rd->gaps += res.gap;
+		if (res.count == 0) {
+			/* Nothing new, or a gap with nothing after it yet: never backwards. */
+			if (res.last < after || (res.last != after && !res.gap))
+				MP_NOTE(rd, "empty read moved %" PRIu64 " -> %" PRIu64, after,
+					res.last);
+			after = res.last > after ? res.last : after;
+			sched_yield();
+			continue;
+		}
+		if (!mp_check(rd, gw_buf_data(&out), out.len, &res, after, last_i, &last_ts))
+			break;
+		rd->received += res.count;
+		after = res.last;
+	}
+	rd->pos = after;
+	gw_buf_free(&out);
+	return NULL;
+}
+
+static void run_mp(uint64_t nslots, size_t bytes, size_t mid_bytes, bool expect_all)
+{
+	struct mp mp;
+	struct mp_writer wr[MP_WRITERS];
+	struct mp_reader rd[MP_READERS];
+	pthread_t tw[MP_WRITERS], tr[MP_READERS];
+
+	mp.ring = gw_ring_new(nslots, bytes, 3600 * 1000, 7);
+	assert_non_null(mp.ring);
+	atomic_init(&mp.writers_done, 0);
+	assert_int_equal(pthread_barrier_init(&mp.start, NULL, MP_WRITERS + MP_READERS), 0);
+	for (int i = 0; i < MP_READERS; i++) {
+		memset(&rd[i], 0, sizeof(rd[i]));
+		rd[i].mp = &mp;
+		rd[i].max_bytes = i == 0 ? 1 : i == 1 ? mid_bytes : BIG;
+		rd[i].who = calloc(MP_TOTAL + 1, sizeof(uint64_t));
+		assert_non_null(rd[i].who);
+		assert_int_equal(pthread_create(&tr[i], NULL, mp_reader_main, &rd[i]), 0);
+	}
+	for (unsigned i = 0; i < MP_WRITERS; i++) {
+		wr[i] = (struct mp_writer){&mp, i, 0};
+		assert_int_equal(pthread_create(&tw[i], NULL, mp_writer_main, &wr[i]), 0);
+	}
+	for (int i = 0; i < MP_WRITERS; i++)
+		pthread_join(tw[i], NULL);
+	for (int i = 0; i < MP_READERS; i++)
+		pthread_join(tr[i], NULL);
+	pthread_barrier_destroy(&mp.start);
+
+	for (int i = 0; i < MP_WRITERS; i++)
+		assert_true(wr[i].bad == 0);
+	assert_true(gw_ring_head(mp.ring) == MP_TOTAL);
+	for (int i = 0; i < MP_READERS; i++) {
+		print_message("  reader %d (max_bytes %zu): %" PRIu64 " reads, %" PRIu64
+			      " messages, %" PRIu64 " gaps, %" PRIu64 " overruns\n",
+			      i, rd[i].max_bytes, rd[i].reads, rd[i].received, rd[i].gaps,
+			      rd[i].overruns);
+		if (rd[i].corrupt)
+			fail_msg("reader %d: %" PRIu64 " problems; first: %s", i, rd[i].corrupt,
+				 rd[i].why);
+		assert_false(rd[i].timed_out);
+		assert_true(rd[i].pos == MP_TOTAL);
+		if (expect_all)
+			assert_true(rd[i].received == MP_TOTAL && rd[i].gaps == 0);
+	}
+	/* Readers agree on every seq they both saw; with everything retained, each (w, i) once. */
+	uint64_t seen[MP_WRITERS] = {0};
+	for (uint64_t s = 1; s <= MP_TOTAL; s++) {
+		uint64_t who = 0;
+
+		for (int i = 0; i < MP_READERS; i++) {
+			if (!rd[i].who[s])
+				continue;
+			if (who && rd[i].who[s] != who)
+				fail_msg("seq %" PRIu64 ": readers disagree on its message", s);
+			who = rd[i].who[s];
+		}
+		if (expect_all) {
+			/* Seq order is each writer's order: writer w's next is i = seen[w]. */
+			assert_true(who && (who & 0xffffffffu) - 1 == seen[who >> 32]);
+			seen[who >> 32]++;
+		}
+	}
+	for (int i = 0; i < MP_READERS; i++)
+		free(rd[i].who);
+	gw_ring_free(mp.ring);
+}
+
+/* A small ring: the readers are lapped while three writers publish. */
+static void test_several_writers_and_readers_overrun(void **state)
+{
+	(void)state;
+	run_mp(256, 16384, 4096, false);
+}
+
+/* A ring holding everything: every reader gets all 120,000 messages, exactly. */
+static void test_several_writers_and_readers_see_everything(void **state)
+{
+	(void)state;
+	run_mp(1u << 18, (size_t)32 << 20, 16384, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1008,6 +1304,8 @@ int main(void)
 		cmocka_unit_test(test_concurrent_publishers_serialise),
 		cmocka_unit_test(test_concurrent_readers_overrun_see_only_exact_messages),
 		cmocka_unit_test(test_concurrent_readers_without_overrun_see_everything),
+		cmocka_unit_test(test_several_writers_and_readers_overrun),
+		cmocka_unit_test(test_several_writers_and_readers_see_everything),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
