@@ -35,6 +35,8 @@ static enum method method_of(struct lws *wsi)
 
 void tp_conn_release(struct tp_conn *c)
 {
+	if (ev_is_active(&c->lp_watch))
+		ev_io_stop(c->wk->loop, &c->lp_watch);
 	if (c->sub.room)
 		gw_room_unsubscribe(&c->sub);
 	if (c->room) {

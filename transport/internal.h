@@ -123,6 +123,8 @@ struct tp_conn {
 	char client[65];
 	unsigned char client_len;
 	bool lp_reported;      /* a long-poll of client is held: report how it ends */
+	bool peer_gone;        /* the peer closed or reset while a long-poll was held */
+	ev_io lp_watch;        /* on the socket while a long-poll is held (poll.c) */
 	bool peer_closed;      /* the client sent a close frame */
 	struct gw_advice *advice; /* to send on this WebSocket with the next batch; owned */
 };

@@ -4,9 +4,11 @@
  * room (gw_sub with longpoll_ops) and answers when notified or when its
  * timer fires. Worker thread only.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "gateway/clock.h"
 #include "gateway/metrics.h"
@@ -22,6 +24,28 @@ static void lp_notify(struct gw_sub *sub)
 }
 
 static const struct gw_sub_ops longpoll_ops = {.name = "longpoll", .notify = lp_notify};
+
+/*
+ * lws 4.1.6 does not notice a peer that closes or resets while a long-poll is
+ * held (it stops reading once a request is complete), so the connection would
+ * sit out the whole wait and the client's disconnect would go unseen. Watch
+ * the socket ourselves for those few seconds: EOF or an error ends the
+ * long-poll as aborted; bytes (a pipelined request) are lws's to read.
+ */
+static void lp_peer_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct tp_conn *c = w->data;
+	char b;
+	ssize_t n = recv(w->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	ev_io_stop(loop, w);
+	if (n <= 0) {
+		c->peer_gone = true;
+		lws_callback_on_writable(c->wsi);
+	}
+}
 
 /* adv: the short-poll's advice (NULL for a long-poll, whose advice is taken now). */
 static int respond_batch(struct tp_conn *c, bool longpoll, const struct gw_advice *adv)
@@ -123,6 +147,10 @@ int tp_poll_request(struct tp_conn *c)
 	/* A publish between the check above and subscribing would not notify us. */
 	if (gw_pos_pending(c->room, &c->pos))
 		lws_callback_on_writable(c->wsi);
+	c->peer_gone = false;
+	ev_io_init(&c->lp_watch, lp_peer_cb, lws_get_socket_fd(c->wsi), EV_READ);
+	c->lp_watch.data = c;
+	ev_io_start(c->wk->loop, &c->lp_watch);
 	lws_set_timer_usecs(c->wsi, (lws_usec_t)wait * LWS_USEC_PER_SEC);
 	/* Safety net should the timer never come: lws drops the connection. */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)(wait + cfg->io_timeout));
@@ -136,6 +164,8 @@ int tp_poll_writeable(struct tp_conn *c)
 {
 	if (c->state != TP_LONGPOLL)
 		return 0;
+	if (c->peer_gone)
+		return -1; /* close: tp_conn_release reports the abort */
 	if (!c->timed_out && !gw_pos_pending(c->room, &c->pos))
 		return 0; /* woken for a room change that was not ours to send */
 	lws_set_timer_usecs(c->wsi, LWS_SET_TIMER_USEC_CANCEL);
