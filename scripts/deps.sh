@@ -7,8 +7,12 @@ pkgs=(cmake make gcc pkg-config
       libwebsockets-dev libwebsockets-evlib-ev libev-dev
       libssl-dev zlib1g-dev libsodium-dev libjson-c-dev libcmocka-dev)
 if [ "${1:-build}" = test ]; then
-  # Clients this project did not write: curl, Debian's python3 + python3-websockets, openssl CLI.
-  pkgs+=(curl python3 python3-websockets openssl)
+  # Clients this project did not write: curl, Debian's python3 + python3-websockets, openssl CLI,
+  # and Debian's chromium for the web player's test (driven by npm playwright-core, which
+  # never downloads a browser of its own).
+  pkgs+=(curl python3 python3-websockets openssl chromium)
+  # iproute2: `ss -K` cuts livegate-client's connections in tests/integration/client_test.py.
+  pkgs+=(iproute2)
 fi
 
 missing=()

@@ -18,10 +18,10 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{"/", "index.html", "text/html; charset=utf-8"},
-	{"/livegate.js", "livegate.js", "text/javascript; charset=utf-8"},
-	{"/player.js", "player.js", "text/javascript; charset=utf-8"},
-	{"/player.css", "player.css", "text/css; charset=utf-8"},
+    {"/", "index.html", "text/html; charset=utf-8"},
+    {"/livegate.js", "livegate.js", "text/javascript; charset=utf-8"},
+    {"/player.js", "player.js", "text/javascript; charset=utf-8"},
+    {"/player.css", "player.css", "text/css; charset=utf-8"},
 };
 
 /*
@@ -29,8 +29,8 @@ static const struct route routes[] = {
  * or wss: (a CSP 'self' does not cover ws: in every browser).
  */
 static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
-			  "connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; "
-			  "form-action 'none'; frame-ancestors 'none'";
+                          "connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; "
+                          "form-action 'none'; frame-ancestors 'none'";
 
 static const struct route *route_of(const char *path)
 {
@@ -84,10 +84,11 @@ bool tp_etag_match(const char *inm, const char *etag)
 }
 
 static int add_hdr(struct lws *wsi, const char *name, const char *value, unsigned char **p,
-		   unsigned char *end)
+                   unsigned char *end)
 {
 	return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-					   (const unsigned char *)value, (int)strlen(value), p, end);
+	                                   (const unsigned char *)value, (int)strlen(value), p,
+	                                   end);
 }
 
 int tp_static_serve(struct tp_conn *c, const char *path, bool head)
@@ -105,11 +106,11 @@ int tp_static_serve(struct tp_conn *c, const char *path, bool head)
 	if (!f)
 		return -1; /* the router asked tp_static_match first */
 	fresh = lws_hdr_copy(wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0 &&
-		tp_etag_match(inm, f->etag);
+	        tp_etag_match(inm, f->etag);
 	blen = fresh || head ? 0 : f->len;
 	/* A 304 has no body and no Content-Length; HEAD gets the length of the GET body. */
 	if (fresh ? lws_add_http_header_status(wsi, 304, &p, end)
-		  : lws_add_http_common_headers(wsi, 200, r->ctype, f->len, &p, end))
+	          : lws_add_http_common_headers(wsi, 200, r->ctype, f->len, &p, end))
 		return -1;
 	if (add_hdr(wsi, "etag:", f->etag, &p, end) ||
 	    add_hdr(wsi, "cache-control:", "no-cache", &p, end) ||

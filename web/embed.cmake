@@ -31,12 +31,6 @@ foreach(name IN LISTS NAMES)
 endforeach()
 string(APPEND body "\nconst struct tp_web_file tp_web_files[] = {\n${table}};\n")
 string(APPEND body "const size_t tp_web_nfiles = ${i};\n")
-
-# Rewrite only on change so an unrelated reconfigure does not recompile.
-set(old "")
-if(EXISTS "${OUT}")
-  file(READ "${OUT}" old)
-endif()
-if(NOT old STREQUAL body)
-  file(WRITE "${OUT}" "${body}")
-endif()
+# Always written: the build runs this only when a file changed, and an output left
+# older than its inputs would make it run on every build.
+file(WRITE "${OUT}" "${body}")

@@ -132,13 +132,14 @@ export class LivegateClient {
       gaps: 0, // batches with gap:true (messages lost to the window or a restart)
       missing: 0, // seq numbers skipped without gap and beyond `suppressed`
       suppressed: 0, // danmaku the gateway left out (`suppressed` in batches)
-      disconnects: 0, // sessions that ended without us ending them
+      disconnects: 0, // sessions that ended, or attempts that failed, without us ending them
       switches: 0, // changes of transport
     };
 
     this._gen = 0; // bumped by start/stop: a loop whose generation is stale exits
     this._attempt = 0; // failed connection attempts since the last success
     this._wsFails = 0; // WebSockets in a row that never opened
+    this._reachable = false; // the last request to the gateway was answered
     this._cancel = null; // ends the current session / request (stop)
     this._sleeper = null; // {timer, resolve} of the current wait
   }
@@ -254,9 +255,11 @@ export class LivegateClient {
     try {
       res = await this._request(url, this.opts.connectTimeoutMs);
     } catch (e) {
+      this._reachable = false;
       return; // the session that follows will fail and count; keep the last advice
     }
     if (!this._live(gen)) return;
+    this._reachable = res.status < 500;
     if (res.status === 200) {
       let a = null;
       try {
@@ -288,11 +291,13 @@ export class LivegateClient {
         const b = await res.json();
         if (this._live(gen) && typeof b.cursor === "string" && this.cursor === null)
           this.cursor = b.cursor;
+        this._reachable = true;
         return true;
       }
     } catch (e) {
       this.lastError = String(e.message || e);
     }
+    this._reachable = false;
     return false;
   }
 
@@ -385,15 +390,20 @@ export class LivegateClient {
       const t0 = Date.now();
       const url = this._url(this._pollPath(kind), this.cursor ? { since: this.cursor } : null);
       const wait = Number.parseInt(url.searchParams.get("wait") || "0", 10) || 0;
+      // A held long-poll says nothing until it is answered: count the session as open
+      // while the gateway answers our requests.
+      if (this._reachable) this._setState("open");
       let res;
       let batch = null;
       try {
         res = await this._request(url, wait * 1000 + this.opts.pollGraceMs);
         if (res.status === 200) batch = await res.json();
       } catch (e) {
+        this._reachable = false;
         return { kind: this._live(gen) ? "lost" : "stopped", error: e };
       }
       if (!this._live(gen)) return { kind: "stopped" };
+      this._reachable = res.status < 500;
       if (batch) {
         this._attempt = 0;
         this._setState("open");
