@@ -28,54 +28,54 @@
 #define PROG "livegate-client"
 
 static const char usage[] =
-	"usage: " PROG " --room R [options]\n"
-	"\n"
-	"Subscribe to a livegate room and print its messages or statistics. By default\n"
-	"the client asks the gateway which transport to use (GET /connect) and follows\n"
-	"its advice, moving with its cursor so nothing is lost or repeated.\n"
-	"\n"
-	"  --url URL              gateway: http://HOST[:PORT], https://, ws://, wss://\n"
-	"                         (default http://127.0.0.1:8080)\n"
-	"  --room R               room to subscribe to ([A-Za-z0-9_-]{1,64}), required\n"
-	"  --client ID            client id ([A-Za-z0-9_-]{1,64}; default: 16 random hex\n"
-	"                         digits, from --seed when given)\n"
-	"  --transport T          auto (default: follow the gateway's advice), or ws,\n"
-	"                         longpoll, shortpoll to pin one transport (no /connect)\n"
-	"  --fallback T           auto mode on a gateway without /connect: start on T\n"
-	"                         (ws, longpoll, shortpoll; default ws)\n"
-	"  --duration S           stop after S seconds (decimal; default 0: until\n"
-	"                         SIGINT/SIGTERM)\n"
-	"  --print WHAT           messages (default): one JSON line per delivered message on\n"
-	"                         stdout, the message object as received (re-serialised);\n"
-	"                         stats: one JSON statistics line per --stats-interval;\n"
-	"                         none: nothing per message.\n"
-	"                         A final statistics line (\"final\":true) is printed at exit:\n"
-	"                         on stdout with --print stats, else on stderr.\n"
-	"  --stats-interval S     seconds between statistics lines (decimal, default 1)\n"
-	"  --backoff-base-ms N    reconnect backoff: first ceiling (default 500)\n"
-	"  --backoff-max-ms N     reconnect backoff: largest ceiling (default 30000); each\n"
-	"                         delay is uniform in [0, min(max, base * 2^attempt)]\n"
-	"  --seed N               seed of the jitter and id generator (default: the clock)\n"
-	"  --longpoll-wait S      long-poll wait without advice (default 25)\n"
-	"  --shortpoll-interval-ms N  short-poll interval without advice (default 1000)\n"
-	"  --io-timeout-ms N      connect, handshake and answer timeout beyond the\n"
-	"                         long-poll wait (default 10000)\n"
-	"  --ping-interval S      WebSocket ping after S s without a pong; hang up when\n"
-	"                         none follows within the io timeout (default 30)\n"
-	"  --max-batch-bytes N    largest batch accepted (default 4194304)\n"
-	"  --insecure             https/wss: accept self-signed or mismatched certificates\n"
-	"  --verbose              log transport changes, advice and requests to stderr\n"
-	"  --help                 this text\n"
-	"\n"
-	"Statistics line (all counters cumulative):\n"
-	"  {\"t\":seconds since start,\"client\":id,\"transport\":current,\"delivered\":N,\n"
-	"   \"duplicates\":N,\"gaps\":N (holes not explained by gap:true or suppressed),\n"
-	"   \"gap_flags\":N (batches with gap:true),\"suppressed\":N,\"disconnects\":N,\n"
-	"   \"failures\":N (failed attempts),\"switches\":N,\"switch_pairs\":{\"ws>longpoll\":N,...},\n"
-	"   \"too_fast\":N,\"batches\":N,\"bytes\":N (payload bytes: HTTP bodies and\n"
-	"   WebSocket messages, no headers or framing),\"lat_p50_ms\":N,\"lat_p95_ms\":N\n"
-	"   (local receive time - message ts over all messages; null before the first),\n"
-	"   \"advice\":transport,\"rate_per_min\":N,\"reason\":text (null without advice)}\n";
+    "usage: " PROG " --room R [options]\n"
+    "\n"
+    "Subscribe to a livegate room and print its messages or statistics. By default\n"
+    "the client asks the gateway which transport to use (GET /connect) and follows\n"
+    "its advice, moving with its cursor so nothing is lost or repeated.\n"
+    "\n"
+    "  --url URL              gateway: http://HOST[:PORT], https://, ws://, wss://\n"
+    "                         (default http://127.0.0.1:8080)\n"
+    "  --room R               room to subscribe to ([A-Za-z0-9_-]{1,64}), required\n"
+    "  --client ID            client id ([A-Za-z0-9_-]{1,64}; default: 16 random hex\n"
+    "                         digits, from --seed when given)\n"
+    "  --transport T          auto (default: follow the gateway's advice), or ws,\n"
+    "                         longpoll, shortpoll to pin one transport (no /connect)\n"
+    "  --fallback T           auto mode on a gateway without /connect: start on T\n"
+    "                         (ws, longpoll, shortpoll; default ws)\n"
+    "  --duration S           stop after S seconds (decimal; default 0: until\n"
+    "                         SIGINT/SIGTERM)\n"
+    "  --print WHAT           messages (default): one JSON line per delivered message on\n"
+    "                         stdout, the message object as received (re-serialised);\n"
+    "                         stats: one JSON statistics line per --stats-interval;\n"
+    "                         none: nothing per message.\n"
+    "                         A final statistics line (\"final\":true) is printed at exit:\n"
+    "                         on stdout with --print stats, else on stderr.\n"
+    "  --stats-interval S     seconds between statistics lines (decimal, default 1)\n"
+    "  --backoff-base-ms N    reconnect backoff: first ceiling (default 500)\n"
+    "  --backoff-max-ms N     reconnect backoff: largest ceiling (default 30000); each\n"
+    "                         delay is uniform in [0, min(max, base * 2^attempt)]\n"
+    "  --seed N               seed of the jitter and id generator (default: the clock)\n"
+    "  --longpoll-wait S      long-poll wait without advice (default 25)\n"
+    "  --shortpoll-interval-ms N  short-poll interval without advice (default 1000)\n"
+    "  --io-timeout-ms N      connect, handshake and answer timeout beyond the\n"
+    "                         long-poll wait (default 10000)\n"
+    "  --ping-interval S      WebSocket ping after S s without a pong; hang up when\n"
+    "                         none follows within the io timeout (default 30)\n"
+    "  --max-batch-bytes N    largest batch accepted (default 4194304)\n"
+    "  --insecure             https/wss: accept self-signed or mismatched certificates\n"
+    "  --verbose              log transport changes, advice and requests to stderr\n"
+    "  --help                 this text\n"
+    "\n"
+    "Statistics line (all counters cumulative):\n"
+    "  {\"t\":seconds since start,\"client\":id,\"transport\":current,\"delivered\":N,\n"
+    "   \"duplicates\":N,\"gaps\":N (holes not explained by gap:true or suppressed),\n"
+    "   \"gap_flags\":N (batches with gap:true),\"suppressed\":N,\"disconnects\":N,\n"
+    "   \"failures\":N (failed attempts),\"switches\":N,\"switch_pairs\":{\"ws>longpoll\":N,...},\n"
+    "   \"too_fast\":N,\"batches\":N,\"bytes\":N (payload bytes: HTTP bodies and\n"
+    "   WebSocket messages, no headers or framing),\"lat_p50_ms\":N,\"lat_p95_ms\":N\n"
+    "   (local receive time - message ts over all messages; null before the first),\n"
+    "   \"advice\":transport,\"rate_per_min\":N,\"reason\":text (null without advice)}\n";
 
 struct app {
 	struct tp_client *client;
@@ -98,27 +98,27 @@ static void print_stats(struct app *a, FILE *f, const struct tp_client_stats *st
 	int first = 1;
 
 	fprintf(f, "{\"t\":%.3f,\"client\":\"%s\",\"transport\":\"%s\"", since_start(a),
-		tp_client_id(a->client), tp_client_transport_name(st->transport));
+	        tp_client_id(a->client), tp_client_transport_name(st->transport));
 	fprintf(f,
-		",\"delivered\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"gaps\":%" PRIu64
-		",\"gap_flags\":%" PRIu64 ",\"suppressed\":%" PRIu64 ",\"disconnects\":%" PRIu64
-		",\"failures\":%" PRIu64 ",\"switches\":%" PRIu64,
-		st->delivered, st->duplicates, st->gaps, st->gap_flags, st->suppressed,
-		st->disconnects, st->failures, st->switches);
+	        ",\"delivered\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"gaps\":%" PRIu64
+	        ",\"gap_flags\":%" PRIu64 ",\"suppressed\":%" PRIu64 ",\"disconnects\":%" PRIu64
+	        ",\"failures\":%" PRIu64 ",\"switches\":%" PRIu64,
+	        st->delivered, st->duplicates, st->gaps, st->gap_flags, st->suppressed,
+	        st->disconnects, st->failures, st->switches);
 	fputs(",\"switch_pairs\":{", f);
 	for (int i = 0; i < TP_CLIENT_TRANSPORTS; i++)
 		for (int j = 0; j < TP_CLIENT_TRANSPORTS; j++)
 			if (st->switch_pairs[i][j]) {
 				fprintf(f, "%s\"%s>%s\":%" PRIu64, first ? "" : ",",
-					tp_client_transport_name(i), tp_client_transport_name(j),
-					st->switch_pairs[i][j]);
+				        tp_client_transport_name(i), tp_client_transport_name(j),
+				        st->switch_pairs[i][j]);
 				first = 0;
 			}
 	fprintf(f, "},\"too_fast\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"bytes\":%" PRIu64,
-		st->too_fast, st->batches, st->bytes);
+	        st->too_fast, st->batches, st->bytes);
 	if (st->lat_p50_ms >= 0)
 		fprintf(f, ",\"lat_p50_ms\":%" PRId64 ",\"lat_p95_ms\":%" PRId64, st->lat_p50_ms,
-			st->lat_p95_ms);
+		        st->lat_p95_ms);
 	else
 		fputs(",\"lat_p50_ms\":null,\"lat_p95_ms\":null", f);
 	if (st->have_advice) {
@@ -248,26 +248,26 @@ enum {
 };
 
 static const struct option options[] = {
-	{"url", required_argument, NULL, O_URL},
-	{"room", required_argument, NULL, O_ROOM},
-	{"client", required_argument, NULL, O_CLIENT},
-	{"transport", required_argument, NULL, O_TRANSPORT},
-	{"fallback", required_argument, NULL, O_FALLBACK},
-	{"duration", required_argument, NULL, O_DURATION},
-	{"print", required_argument, NULL, O_PRINT},
-	{"stats-interval", required_argument, NULL, O_STATS_INTERVAL},
-	{"backoff-base-ms", required_argument, NULL, O_BACKOFF_BASE},
-	{"backoff-max-ms", required_argument, NULL, O_BACKOFF_MAX},
-	{"seed", required_argument, NULL, O_SEED},
-	{"longpoll-wait", required_argument, NULL, O_LP_WAIT},
-	{"shortpoll-interval-ms", required_argument, NULL, O_SP_INTERVAL},
-	{"io-timeout-ms", required_argument, NULL, O_IO_TIMEOUT},
-	{"ping-interval", required_argument, NULL, O_PING},
-	{"max-batch-bytes", required_argument, NULL, O_MAX_BATCH},
-	{"insecure", no_argument, NULL, O_INSECURE},
-	{"verbose", no_argument, NULL, O_VERBOSE},
-	{"help", no_argument, NULL, O_HELP},
-	{NULL, 0, NULL, 0},
+    {"url", required_argument, NULL, O_URL},
+    {"room", required_argument, NULL, O_ROOM},
+    {"client", required_argument, NULL, O_CLIENT},
+    {"transport", required_argument, NULL, O_TRANSPORT},
+    {"fallback", required_argument, NULL, O_FALLBACK},
+    {"duration", required_argument, NULL, O_DURATION},
+    {"print", required_argument, NULL, O_PRINT},
+    {"stats-interval", required_argument, NULL, O_STATS_INTERVAL},
+    {"backoff-base-ms", required_argument, NULL, O_BACKOFF_BASE},
+    {"backoff-max-ms", required_argument, NULL, O_BACKOFF_MAX},
+    {"seed", required_argument, NULL, O_SEED},
+    {"longpoll-wait", required_argument, NULL, O_LP_WAIT},
+    {"shortpoll-interval-ms", required_argument, NULL, O_SP_INTERVAL},
+    {"io-timeout-ms", required_argument, NULL, O_IO_TIMEOUT},
+    {"ping-interval", required_argument, NULL, O_PING},
+    {"max-batch-bytes", required_argument, NULL, O_MAX_BATCH},
+    {"insecure", no_argument, NULL, O_INSECURE},
+    {"verbose", no_argument, NULL, O_VERBOSE},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
 };
 
 int main(int argc, char **argv)
@@ -299,18 +299,22 @@ int main(int argc, char **argv)
 			break;
 		case O_TRANSPORT:
 			transport = optarg;
-			if (strcmp(optarg, "auto") && tp_client_transport_parse(optarg, &cfg.transport))
-				return bad_flag("--transport must be auto, ws, longpoll or shortpoll, not '%s'",
-						optarg);
+			if (strcmp(optarg, "auto") &&
+			    tp_client_transport_parse(optarg, &cfg.transport))
+				return bad_flag(
+				    "--transport must be auto, ws, longpoll or shortpoll, not '%s'",
+				    optarg);
 			break;
 		case O_FALLBACK:
 			if (tp_client_transport_parse(optarg, &cfg.transport))
-				return bad_flag("--fallback must be ws, longpoll or shortpoll, not '%s'",
-						optarg);
+				return bad_flag(
+				    "--fallback must be ws, longpoll or shortpoll, not '%s'",
+				    optarg);
 			break;
 		case O_DURATION:
 			if (parse_seconds_ms(optarg, 4000000.0, &duration_ms))
-				return bad_flag("--duration must be seconds, 0..4000000, not '%s'", optarg);
+				return bad_flag("--duration must be seconds, 0..4000000, not '%s'",
+				                optarg);
 			break;
 		case O_PRINT:
 			if (!strcmp(optarg, "messages"))
@@ -321,53 +325,60 @@ int main(int argc, char **argv)
 				a.print = 2;
 			else
 				return bad_flag("--print must be messages, stats or none, not '%s'",
-						optarg);
+				                optarg);
 			break;
 		case O_STATS_INTERVAL:
 			if (parse_seconds_ms(optarg, 86400.0, &stats_ms) || stats_ms < 10)
-				return bad_flag("--stats-interval must be seconds, 0.01..86400, not '%s'",
-						optarg);
+				return bad_flag(
+				    "--stats-interval must be seconds, 0.01..86400, not '%s'",
+				    optarg);
 			break;
 		case O_BACKOFF_BASE:
 			if (parse_uint(optarg, 1, 3600000, &v))
-				return bad_flag("--backoff-base-ms must be 1..3600000, not '%s'", optarg);
+				return bad_flag("--backoff-base-ms must be 1..3600000, not '%s'",
+				                optarg);
 			cfg.backoff_base_ms = (unsigned)v;
 			break;
 		case O_BACKOFF_MAX:
 			if (parse_uint(optarg, 1, 3600000, &v))
-				return bad_flag("--backoff-max-ms must be 1..3600000, not '%s'", optarg);
+				return bad_flag("--backoff-max-ms must be 1..3600000, not '%s'",
+				                optarg);
 			cfg.backoff_max_ms = (unsigned)v;
 			break;
 		case O_SEED:
 			if (parse_uint(optarg, 1, UINT64_MAX, &v))
-				return bad_flag("--seed must be a whole number >= 1, not '%s'", optarg);
+				return bad_flag("--seed must be a whole number >= 1, not '%s'",
+				                optarg);
 			cfg.seed = v;
 			break;
 		case O_LP_WAIT:
 			if (parse_uint(optarg, 1, 3600, &v))
-				return bad_flag("--longpoll-wait must be 1..3600, not '%s'", optarg);
+				return bad_flag("--longpoll-wait must be 1..3600, not '%s'",
+				                optarg);
 			cfg.longpoll_wait_s = (unsigned)v;
 			break;
 		case O_SP_INTERVAL:
 			if (parse_uint(optarg, 1, 3600000, &v))
-				return bad_flag("--shortpoll-interval-ms must be 1..3600000, not '%s'",
-						optarg);
+				return bad_flag(
+				    "--shortpoll-interval-ms must be 1..3600000, not '%s'", optarg);
 			cfg.shortpoll_interval_ms = (unsigned)v;
 			break;
 		case O_IO_TIMEOUT:
 			if (parse_uint(optarg, 100, 600000, &v))
-				return bad_flag("--io-timeout-ms must be 100..600000, not '%s'", optarg);
+				return bad_flag("--io-timeout-ms must be 100..600000, not '%s'",
+				                optarg);
 			cfg.io_timeout_ms = (unsigned)v;
 			break;
 		case O_PING:
 			if (parse_uint(optarg, 1, 3600, &v))
-				return bad_flag("--ping-interval must be 1..3600, not '%s'", optarg);
+				return bad_flag("--ping-interval must be 1..3600, not '%s'",
+				                optarg);
 			cfg.ws_ping_s = (unsigned)v;
 			break;
 		case O_MAX_BATCH:
 			if (parse_uint(optarg, 1024, 1u << 30, &v))
-				return bad_flag("--max-batch-bytes must be 1024..1073741824, not '%s'",
-						optarg);
+				return bad_flag(
+				    "--max-batch-bytes must be 1024..1073741824, not '%s'", optarg);
 			cfg.max_batch_bytes = (size_t)v;
 			break;
 		case O_INSECURE:

@@ -28,7 +28,7 @@
 #include "transport/client.h"
 #include "transport/client_proto.h"
 
-#define PROTOCOL_NAME "livegate-client"
+#define PROTOCOL_NAME   "livegate-client"
 #define HTTP_READ_CHUNK 4096
 #define WS_RX_BUFFER    65536
 /* lws's own response timeout only backs up our per-request deadline, which
@@ -90,6 +90,9 @@ struct tp_client {
 	struct tp_client_advice advice;
 	int told_no_connect;
 	char cursor[TP_CLIENT_CURSOR_MAX];
+	/* Short-poll pacing when no advice gives an interval: cfg's, doubled by
+	 * each 429 too_fast (the gateway may pace a client it advises elsewhere). */
+	unsigned sp_interval_ms;
 	unsigned attempt; /* consecutive failures */
 	int working;      /* a transport answered since the last failure */
 	uint64_t rng;
@@ -117,7 +120,7 @@ static int64_t wall_ms(void)
 }
 
 __attribute__((format(printf, 3, 4))) static void client_log(struct tp_client *c, int level,
-							const char *fmt, ...)
+                                                             const char *fmt, ...)
 {
 	char line[TP_CLIENT_PATH_MAX + 512];
 	va_list ap;
@@ -144,7 +147,15 @@ void tp_client_config_init(struct tp_client_config *cfg)
 }
 
 static void schedule(struct tp_client *c, enum step step, enum tp_client_transport t,
-		     const char *why, int64_t delay_us);
+                     const char *why, int64_t delay_us);
+
+/* A sul callback runs before lws_service() polls: wake that poll, or it
+ * would sleep until the next lws timer before tp_client_run sees done. */
+static void set_done(struct tp_client *c)
+{
+	c->done = 1;
+	lws_cancel_service(c->ctx);
+}
 
 /* ---- requests ---- */
 
@@ -160,8 +171,8 @@ static int body_append(struct req *r, const void *p, size_t n)
 
 	if (n > max - r->len) {
 		snprintf(r->fail_reason, sizeof(r->fail_reason),
-			 "%s larger than max_batch_bytes (%zu)",
-			 r->kind == REQ_WS ? "WebSocket message" : "HTTP body", max);
+		         "%s larger than max_batch_bytes (%zu)",
+		         r->kind == REQ_WS ? "WebSocket message" : "HTTP body", max);
 		return -1;
 	}
 	if (r->len + n > r->cap) {
@@ -196,7 +207,7 @@ static void note_transport(struct tp_client *c, enum tp_client_transport t, cons
 	}
 	c->cur = t;
 	client_log(c, 1, "transport %s -> %s (%s)", tp_client_transport_name(from),
-	     tp_client_transport_name(t), why);
+	           tp_client_transport_name(t), why);
 	if (c->cfg.on_transport)
 		c->cfg.on_transport(c->cfg.user, from, t, why);
 }
@@ -206,8 +217,8 @@ static void adopt_advice(struct tp_client *c, const struct tp_client_advice *a)
 	if (!c->have_advice || c->advice.transport != a->transport ||
 	    c->advice.interval_ms != a->interval_ms || strcmp(c->advice.reason, a->reason))
 		client_log(c, 1, "advice: %s interval_ms=%u rate_per_min=%.3f reason=%s",
-		     tp_client_transport_name(a->transport), a->interval_ms, a->rate_per_min,
-		     a->reason[0] ? a->reason : "-");
+		           tp_client_transport_name(a->transport), a->interval_ms, a->rate_per_min,
+		           a->reason[0] ? a->reason : "-");
 	c->advice = *a;
 	c->have_advice = 1;
 }
@@ -216,7 +227,7 @@ static void deadline_cb(lws_sorted_usec_list_t *sul);
 
 /* Open a request; any failure, now or later, ends in settle(). */
 static void start_request(struct tp_client *c, enum req_kind kind, enum tp_client_transport t,
-			  const char *path, unsigned wait_s);
+                          const char *path, unsigned wait_s);
 
 static void fail(struct tp_client *c, const char *why)
 {
@@ -228,7 +239,7 @@ static void fail(struct tp_client *c, const char *why)
 		c->working = 0;
 	}
 	delay = tp_client_backoff_ms(c->cfg.backoff_base_ms, c->cfg.backoff_max_ms, c->attempt,
-				     &c->rng);
+	                             &c->rng);
 	if (c->attempt < 64)
 		c->attempt++;
 	client_log(c, 0, "%s; retrying in %u ms (attempt %u)", why, delay, c->attempt);
@@ -242,7 +253,7 @@ static unsigned shortpoll_interval_ms(const struct tp_client *c)
 {
 	if (c->have_advice && c->advice.interval_ms)
 		return c->advice.interval_ms;
-	return c->cfg.shortpoll_interval_ms;
+	return c->sp_interval_ms;
 }
 
 /* Deliver a parsed batch: accounting, callbacks, cursor, advice. */
@@ -265,7 +276,7 @@ static void take_batch(struct tp_client *c, const struct tp_client_batch *b)
 		if (c->cfg.on_message) {
 			size_t len = 0;
 			const char *js = json_object_to_json_string_length(
-				m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+			    m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 			c->cfg.on_message(c->cfg.user, js, len, seq, ts);
 		}
 	}
@@ -294,40 +305,14 @@ static void connect_answer(struct tp_client *c, struct req *r)
 	if (r->status == 404) {
 		if (!c->told_no_connect)
 			client_log(c, 0, "no /connect on this gateway (404): using %s",
-			     tp_client_transport_name(c->cfg.transport));
+			           tp_client_transport_name(c->cfg.transport));
 		c->told_no_connect = 1;
 		schedule(c, STEP_TRANSPORT, c->cfg.transport, "default", 0);
 		return;
 	}
 	snprintf(r->fail_reason, sizeof(r->fail_reason), "/connect answered %d%s", r->status,
-		 r->status == 200 ? " with no readable advice" : "");
+	         r->status == 200 ? " with no readable advice" : "");
 	fail(c, r->fail_reason);
-}
-
-/* The "error" member of an HTTP error body, or "". */
-static void error_code(const struct req *r, char *out, size_t cap, struct tp_client_advice *adv,
-		       int *have_adv)
-{
-	struct json_object *o = NULL, *v;
-	struct json_tokener *tok;
-
-	out[0] = '\0';
-	*have_adv = 0;
-	if (!r->len || r->len > INT32_MAX)
-		return;
-	tok = json_tokener_new();
-	if (!tok)
-		return;
-	o = json_tokener_parse_ex(tok, r->body, (int)r->len);
-	json_tokener_free(tok);
-	if (!o || !json_object_is_type(o, json_type_object))
-		goto out;
-	if (json_object_object_get_ex(o, "error", &v) && json_object_is_type(v, json_type_string))
-		snprintf(out, cap, "%s", json_object_get_string(v));
-	if (json_object_object_get_ex(o, "advice", &v))
-		*have_adv = tp_client_advice_from_json(v, adv) == 0;
-out:
-	json_object_put(o);
 }
 
 static void poll_answer(struct tp_client *c, struct req *r)
@@ -342,8 +327,8 @@ static void poll_answer(struct tp_client *c, struct req *r)
 		    b.is_reply) {
 			if (b.is_reply)
 				tp_client_batch_release(&b);
-			snprintf(r->fail_reason, sizeof(r->fail_reason), "poll answer is no batch: %s",
-				 b.is_reply ? "a reply" : err);
+			snprintf(r->fail_reason, sizeof(r->fail_reason),
+			         "poll answer is no batch: %s", b.is_reply ? "a reply" : err);
 			fail(c, r->fail_reason);
 			return;
 		}
@@ -362,16 +347,27 @@ static void poll_answer(struct tp_client *c, struct req *r)
 		}
 		return;
 	}
-	error_code(r, code, sizeof(code), &adv, &have_adv);
+	have_adv = tp_client_error_parse(r->body ? r->body : "", r->len, code, sizeof(code), &adv);
 	if (r->status == 429) {
 		int64_t delay_ms;
 		c->too_fast++;
 		if (have_adv)
 			adopt_advice(c, &adv);
-		delay_ms = r->retry_after_s >= 0 ? (int64_t)r->retry_after_s * 1000
-						 : (int64_t)shortpoll_interval_ms(c);
+		if (!(have_adv && adv.interval_ms)) {
+			unsigned slower = c->sp_interval_ms * 2;
+			if (r->retry_after_s > 0 && slower < (unsigned)r->retry_after_s * 1000)
+				slower = (unsigned)r->retry_after_s * 1000;
+			unsigned cap = c->cfg.shortpoll_interval_ms > 60000
+			                   ? c->cfg.shortpoll_interval_ms
+			                   : 60000;
+			c->sp_interval_ms = slower < cap ? slower : cap;
+		}
+		/* never sooner than the pace either: a Retry-After of 0 must not spin */
+		delay_ms = (int64_t)shortpoll_interval_ms(c);
+		if (r->retry_after_s > 0 && (int64_t)r->retry_after_s * 1000 > delay_ms)
+			delay_ms = (int64_t)r->retry_after_s * 1000;
 		client_log(c, 1, "429 %s: next poll in %lld ms", code[0] ? code : "-",
-		     (long long)delay_ms);
+		           (long long)delay_ms);
 		schedule(c, STEP_TRANSPORT, advised(c), "advice", delay_ms * 1000);
 		return;
 	}
@@ -381,7 +377,7 @@ static void poll_answer(struct tp_client *c, struct req *r)
 		c->cursor[0] = '\0';
 	}
 	snprintf(r->fail_reason, sizeof(r->fail_reason), "poll answered %d %s", r->status,
-		 code[0] ? code : "");
+	         code[0] ? code : "");
 	fail(c, r->fail_reason);
 }
 
@@ -400,7 +396,7 @@ static void settle(struct req *r, enum outcome out)
 	if (c->destroying)
 		return;
 	if (c->stopping) {
-		c->done = 1;
+		set_done(c);
 		return;
 	}
 	switch (out) {
@@ -425,7 +421,7 @@ static void settle(struct req *r, enum outcome out)
 }
 
 static void start_request(struct tp_client *c, enum req_kind kind, enum tp_client_transport t,
-			  const char *path, unsigned wait_s)
+                          const char *path, unsigned wait_s)
 {
 	struct lws_client_connect_info i;
 	struct req *r = calloc(1, sizeof(*r));
@@ -465,13 +461,13 @@ static void start_request(struct tp_client *c, enum req_kind kind, enum tp_clien
 	if (!wsi || r->destroyed) {
 		/* lws has already freed or destroyed the wsi: nothing will call back */
 		snprintf(r->fail_reason, sizeof(r->fail_reason), "cannot start a connection to %s",
-			 c->url.hostport);
+		         c->url.hostport);
 		settle(r, OUT_FAIL);
 		free_req(r);
 		return;
 	}
 	lws_sul_schedule(c->ctx, 0, &c->deadline_sul, deadline_cb,
-			 ((int64_t)c->cfg.io_timeout_ms + (int64_t)wait_s * 1000) * 1000);
+	                 ((int64_t)c->cfg.io_timeout_ms + (int64_t)wait_s * 1000) * 1000);
 }
 
 static void start_transport(struct tp_client *c, enum tp_client_transport t, const char *why)
@@ -479,14 +475,16 @@ static void start_transport(struct tp_client *c, enum tp_client_transport t, con
 	char path[TP_CLIENT_PATH_MAX];
 
 	note_transport(c, t, why);
-	if (tp_client_transport_path(path, sizeof(path), t, c->have_advice ? &c->advice : NULL,
-				     c->room, c->id, c->cfg.longpoll_wait_s, c->cursor)) {
+	/* pinned: the user's paths and wait, not the ones advised for another transport */
+	if (tp_client_transport_path(path, sizeof(path), t,
+	                             c->have_advice && !c->cfg.pin ? &c->advice : NULL, c->room,
+	                             c->id, c->cfg.longpoll_wait_s, c->cursor)) {
 		fail(c, "request path too long");
 		return;
 	}
 	client_log(c, 1, "GET %s", path);
 	start_request(c, t == TP_CLIENT_WS ? REQ_WS : REQ_POLL, t, path,
-		      t == TP_CLIENT_WS ? 0 : tp_client_path_wait(path));
+	              t == TP_CLIENT_WS ? 0 : tp_client_path_wait(path));
 }
 
 static void start_connect(struct tp_client *c)
@@ -497,6 +495,7 @@ static void start_connect(struct tp_client *c)
 		fail(c, "request path too long");
 		return;
 	}
+	client_log(c, 1, "GET %s", path);
 	start_request(c, REQ_CONNECT, c->cur, path, 0);
 }
 
@@ -513,7 +512,7 @@ static void next_cb(lws_sorted_usec_list_t *sul)
 }
 
 static void schedule(struct tp_client *c, enum step step, enum tp_client_transport t,
-		     const char *why, int64_t delay_us)
+                     const char *why, int64_t delay_us)
 {
 	c->next_step = step;
 	c->next_transport = t;
@@ -531,7 +530,7 @@ static void deadline_cb(lws_sorted_usec_list_t *sul)
 		return;
 	wsi = r->wsi;
 	snprintf(r->fail_reason, sizeof(r->fail_reason), "timeout after %lld ms",
-		 (long long)((now_us() - r->started_us) / 1000));
+	         (long long)((now_us() - r->started_us) / 1000));
 	settle(r, OUT_FAIL);
 	if (wsi)
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -543,7 +542,7 @@ static void grace_cb(lws_sorted_usec_list_t *sul)
 {
 	struct tp_client *c = lws_container_of(sul, struct tp_client, grace_sul);
 
-	c->done = 1;
+	set_done(c);
 }
 
 static void begin_stop(struct tp_client *c)
@@ -557,7 +556,7 @@ static void begin_stop(struct tp_client *c)
 	lws_sul_cancel(&c->stats_sul);
 	lws_sul_cancel(&c->end_sul);
 	if (!r) {
-		c->done = 1;
+		set_done(c);
 		return;
 	}
 	if (r->kind == REQ_WS && r->established) {
@@ -568,13 +567,13 @@ static void begin_stop(struct tp_client *c)
 			lws_callback_on_writable(r->wsi);
 		}
 		lws_sul_schedule(c->ctx, 0, &c->grace_sul, grace_cb,
-				 (int64_t)c->cfg.io_timeout_ms * 1000);
+		                 (int64_t)c->cfg.io_timeout_ms * 1000);
 		return;
 	}
 	settle(r, OUT_STOPPED);
 	if (r->wsi)
 		lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-	c->done = 1;
+	set_done(c);
 }
 
 static void end_cb(lws_sorted_usec_list_t *sul)
@@ -593,7 +592,7 @@ static void stats_cb(lws_sorted_usec_list_t *sul)
 	if (c->cfg.on_stats)
 		c->cfg.on_stats(c->cfg.user, &st);
 	lws_sul_schedule(c->ctx, 0, &c->stats_sul, stats_cb,
-			 (int64_t)c->cfg.stats_interval_ms * 1000);
+	                 (int64_t)c->cfg.stats_interval_ms * 1000);
 }
 
 /* ---- lws callbacks ---- */
@@ -607,7 +606,7 @@ static int ws_message(struct tp_client *c, struct req *r, struct lws *wsi)
 	c->bytes += r->len;
 	if (tp_client_batch_parse(r->body ? r->body : "", r->len, &b, err, sizeof(err))) {
 		snprintf(r->fail_reason, sizeof(r->fail_reason), "WebSocket frame is no batch: %s",
-			 err);
+		         err);
 		lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, NULL, 0);
 		settle(r, OUT_FAIL);
 		return -1;
@@ -629,7 +628,7 @@ static int ws_message(struct tp_client *c, struct req *r, struct lws *wsi)
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-		    size_t len)
+                    size_t len)
 {
 	struct req *r = wsi ? lws_get_opaque_user_data(wsi) : NULL;
 	struct tp_client *c;
@@ -649,8 +648,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		snprintf(r->fail_reason, sizeof(r->fail_reason), "%s %s: %s",
-			 r->kind == REQ_WS ? "WebSocket" : "GET", r->path,
-			 in ? (const char *)in : "connection error");
+		         r->kind == REQ_WS ? "WebSocket" : "GET", r->path,
+		         in ? (const char *)in : "connection error");
 		if (r->kind == REQ_WS && r->status == 400 && !r->settled && c->cursor[0]) {
 			/* the only 400 our own request can earn is bad_cursor */
 			c->cursor[0] = '\0';
@@ -692,7 +691,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
 		if (!r->fail_reason[0])
 			snprintf(r->fail_reason, sizeof(r->fail_reason),
-				 "GET %s: closed before the answer was complete", r->path);
+			         "GET %s: closed before the answer was complete", r->path);
 		settle(r, OUT_FAIL);
 		break;
 
@@ -728,14 +727,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		if (!r->closing) {
 			unsigned code = len >= 2 ? ((unsigned)((unsigned char *)in)[0] << 8) |
-							   ((unsigned char *)in)[1]
-						 : 0;
+			                               ((unsigned char *)in)[1]
+			                         : 0;
 			snprintf(r->fail_reason, sizeof(r->fail_reason),
-				 "the gateway closed the WebSocket (code %u)", code);
+			         "the gateway closed the WebSocket (code %u)", code);
 		}
 		break;
 
 	case LWS_CALLBACK_CLIENT_CLOSED:
+		if (!r->closing && !r->fail_reason[0])
+			snprintf(r->fail_reason, sizeof(r->fail_reason),
+			         "WebSocket closed without a close frame");
 		if (r->closing)
 			settle(r, r->switch_to < TP_CLIENT_TRANSPORTS ? OUT_SWITCH : OUT_STOPPED);
 		else
@@ -761,19 +763,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-	{PROTOCOL_NAME, callback, 0, WS_RX_BUFFER, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+    {PROTOCOL_NAME, callback, 0, WS_RX_BUFFER, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 /* ---- public API ---- */
 
 static int check_range(const char *name, uint64_t v, uint64_t lo, uint64_t hi, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	if (v >= lo && v <= hi)
 		return 0;
 	snprintf(err, errlen, "%s must be %llu..%llu", name, (unsigned long long)lo,
-		 (unsigned long long)hi);
+	         (unsigned long long)hi);
 	return -1;
 }
 
@@ -802,10 +804,10 @@ struct tp_client *tp_client_new(const struct tp_client_config *cfg, char *err, s
 	}
 	if (check_range("backoff_base_ms", cfg->backoff_base_ms, 1, 3600000, err, errlen) ||
 	    check_range("backoff_max_ms", cfg->backoff_max_ms, cfg->backoff_base_ms, 3600000, err,
-			errlen) ||
+	                errlen) ||
 	    check_range("longpoll_wait_s", cfg->longpoll_wait_s, 1, 3600, err, errlen) ||
 	    check_range("shortpoll_interval_ms", cfg->shortpoll_interval_ms, 1, 3600000, err,
-			errlen) ||
+	                errlen) ||
 	    check_range("io_timeout_ms", cfg->io_timeout_ms, 100, 600000, err, errlen) ||
 	    check_range("ws_ping_s", cfg->ws_ping_s, 1, 3600, err, errlen) ||
 	    check_range("max_batch_bytes", cfg->max_batch_bytes, 1024, 1u << 30, err, errlen) ||
@@ -830,14 +832,15 @@ struct tp_client *tp_client_new(const struct tp_client_config *cfg, char *err, s
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		c->rng = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
-			 ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
+		         ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)c;
 	}
 	if (cfg->client_id)
 		snprintf(c->id, sizeof(c->id), "%s", cfg->client_id);
 	else
 		snprintf(c->id, sizeof(c->id), "%016llx",
-			 (unsigned long long)tp_client_rng_next(&c->rng));
+		         (unsigned long long)tp_client_rng_next(&c->rng));
 	c->cur = TP_CLIENT_TRANSPORTS;
+	c->sp_interval_ms = cfg->shortpoll_interval_ms;
 	atomic_init(&c->stop_requested, 0);
 
 	io_s = (cfg->io_timeout_ms + 999) / 1000;
@@ -846,8 +849,9 @@ struct tp_client *tp_client_new(const struct tp_client_config *cfg, char *err, s
 	if (c->url.tls) {
 		c->ssl_flags = LCCSCF_USE_SSL;
 		if (cfg->tls_insecure)
-			c->ssl_flags |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-					LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+			c->ssl_flags |= LCCSCF_ALLOW_SELFSIGNED |
+			                LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+			                LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
 	}
 	c->ssl_flags |= LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
 
@@ -886,7 +890,7 @@ int tp_client_run(struct tp_client *c, unsigned duration_ms)
 		lws_sul_schedule(c->ctx, 0, &c->end_sul, end_cb, (int64_t)duration_ms * 1000);
 	if (c->cfg.stats_interval_ms)
 		lws_sul_schedule(c->ctx, 0, &c->stats_sul, stats_cb,
-				 (int64_t)c->cfg.stats_interval_ms * 1000);
+		                 (int64_t)c->cfg.stats_interval_ms * 1000);
 	while (!c->done) {
 		if (atomic_load(&c->stop_requested))
 			begin_stop(c);

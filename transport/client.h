@@ -10,8 +10,9 @@
  *   2. every request carries client=ID and, once it has one, since=CURSOR;
  *   3. a batch carrying `advice` for another transport ends the current one
  *      (a WebSocket with close code 1000, after which the next starts) and
- *      continues on the new one with the batch's cursor; a 429 too_fast waits
- *      Retry-After and adopts the advice in its body;
+ *      continues on the new one with the batch's cursor; a 429 too_fast adopts
+ *      the advice in its body and polls again after Retry-After or the
+ *      short-poll interval, whichever is longer;
  *   4. a failure (connect error, a WebSocket that ends without our close, an
  *      HTTP status other than 200/404-on-connect/429, a timeout, a body that
  *      is not a batch) reconnects after a jittered exponential backoff (full
@@ -52,16 +53,16 @@ int tp_client_transport_parse(const char *name, enum tp_client_transport *t);
 
 /* Counters since tp_client_new; all cumulative. */
 struct tp_client_stats {
-	uint64_t delivered;  /* messages handed to on_message */
-	uint64_t duplicates; /* messages with seq <= the last delivered one (not delivered) */
-	uint64_t gaps;       /* messages missing from the seq sequence, not explained */
-	uint64_t gap_flags;  /* batches with gap:true */
-	uint64_t suppressed; /* sum of the batches' `suppressed` */
-	uint64_t batches;    /* batches received (WebSocket frames and poll answers) */
-	uint64_t failures;   /* failed attempts: each one led to a backoff */
+	uint64_t delivered;   /* messages handed to on_message */
+	uint64_t duplicates;  /* messages with seq <= the last delivered one (not delivered) */
+	uint64_t gaps;        /* messages missing from the seq sequence, not explained */
+	uint64_t gap_flags;   /* batches with gap:true */
+	uint64_t suppressed;  /* sum of the batches' `suppressed` */
+	uint64_t batches;     /* batches received (WebSocket frames and poll answers) */
+	uint64_t failures;    /* failed attempts: each one led to a backoff */
 	uint64_t disconnects; /* working -> failed transitions (first failure after a success) */
-	uint64_t too_fast;   /* 429 too_fast answers */
-	uint64_t switches;   /* transport changes, total of switch_pairs */
+	uint64_t too_fast;    /* 429 too_fast answers */
+	uint64_t switches;    /* transport changes, total of switch_pairs */
 	uint64_t switch_pairs[TP_CLIENT_TRANSPORTS][TP_CLIENT_TRANSPORTS]; /* [from][to] */
 	/* Payload bytes received: HTTP bodies and WebSocket message payloads;
 	 * headers, framing and TLS overhead are not counted (approximate). */
@@ -78,13 +79,16 @@ struct tp_client_config {
 	const char *url;       /* http://HOST[:PORT], https://, ws://, wss:// (no path) */
 	const char *room;      /* [A-Za-z0-9_-]{1,64} */
 	const char *client_id; /* [A-Za-z0-9_-]{1,64}; NULL: 16 random hex digits */
-	int pin;               /* 1: use `transport` only, never ask /connect */
+	int pin; /* 1: use `transport` only, never ask /connect, ignore advised paths */
 	enum tp_client_transport transport; /* pinned, or the start without /connect */
-	unsigned backoff_base_ms;       /* first backoff ceiling (default 500) */
-	unsigned backoff_max_ms;        /* largest backoff ceiling (default 30000) */
-	uint64_t seed;                  /* jitter and id RNG; 0: from the clock and pid */
-	unsigned longpoll_wait_s;       /* long-poll wait when no advice gives one (25) */
-	unsigned shortpoll_interval_ms; /* short-poll interval when no advice gives one (1000) */
+	unsigned backoff_base_ms;           /* first backoff ceiling (default 500) */
+	unsigned backoff_max_ms;            /* largest backoff ceiling (default 30000) */
+	uint64_t seed;                      /* jitter and id RNG; 0: from the clock and pid */
+	unsigned longpoll_wait_s;           /* long-poll wait when no advice gives one (25) */
+	/* Short-poll interval when no advice gives one (1000). Each 429 too_fast
+	 * without an advised interval doubles the pace in use: at least
+	 * Retry-After, at most 60 s (or this value when larger). */
+	unsigned shortpoll_interval_ms;
 	/* Time allowed for a TCP/TLS connect, a WebSocket handshake, or an HTTP
 	 * answer beyond the long-poll wait (default 10000). */
 	unsigned io_timeout_ms;
@@ -102,8 +106,8 @@ struct tp_client_config {
 	/* The transport changed; from is TP_CLIENT_TRANSPORTS at the start.
 	 * why: "connect" (advice from /connect), "advice" (in a batch or a 429),
 	 * "default" (no /connect on this gateway), "pin". */
-	void (*on_transport)(void *user, enum tp_client_transport from,
-			     enum tp_client_transport to, const char *why);
+	void (*on_transport)(void *user, enum tp_client_transport from, enum tp_client_transport to,
+	                     const char *why);
 	void (*on_stats)(void *user, const struct tp_client_stats *st);
 	/* Diagnostics, one line without newline; level 0 error, 1 info. */
 	void (*on_log)(void *user, int level, const char *line);

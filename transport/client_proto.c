@@ -53,7 +53,8 @@ int tp_client_url_parse(const char *url, struct tp_client_url *u, char *err, siz
 	static const struct {
 		const char *prefix;
 		int tls, port;
-	} schemes[] = {{"http://", 0, 80}, {"ws://", 0, 80}, {"https://", 1, 443}, {"wss://", 1, 443}};
+	} schemes[] = {
+	    {"http://", 0, 80}, {"ws://", 0, 80}, {"https://", 1, 443}, {"wss://", 1, 443}};
 	const char *p = NULL, *host, *host_end, *rest;
 	size_t hlen;
 	int bracketed = 0;
@@ -100,7 +101,7 @@ int tp_client_url_parse(const char *url, struct tp_client_url *u, char *err, siz
 	for (size_t i = 0; i < hlen; i++) {
 		unsigned char ch = (unsigned char)host[i];
 		int ok = isascii(ch) && (isalnum(ch) || ch == '.' || ch == '-' || ch == '_' ||
-					 (bracketed && (ch == ':' || ch == '%')));
+		                         (bracketed && (ch == ':' || ch == '%')));
 		if (!ok) {
 			snprintf(err, errlen, "URL: bad character in host");
 			return -1;
@@ -128,11 +129,12 @@ int tp_client_url_parse(const char *url, struct tp_client_url *u, char *err, siz
 	}
 	rest = p;
 	if (!(rest[0] == '\0' || (rest[0] == '/' && rest[1] == '\0'))) {
-		snprintf(err, errlen, "URL: only scheme://host[:port] is supported, not '%s'", rest);
+		snprintf(err, errlen, "URL: only scheme://host[:port] is supported, not '%s'",
+		         rest);
 		return -1;
 	}
 	snprintf(u->hostport, sizeof(u->hostport), "%s%s%s:%d", bracketed ? "[" : "", u->host,
-		 bracketed ? "]" : "", u->port);
+	         bracketed ? "]" : "", u->port);
 	return 0;
 }
 
@@ -192,7 +194,8 @@ int tp_client_advice_from_json(struct json_object *o, struct tp_client_advice *a
 	a->rate_per_min = number_or_nan(o, "rate_per_min");
 	a->disconnects = number_or_nan(o, "disconnects");
 	a->connected_min = number_or_nan(o, "connected_min");
-	if (json_object_object_get_ex(o, "reason", &v) && json_object_is_type(v, json_type_string)) {
+	if (json_object_object_get_ex(o, "reason", &v) &&
+	    json_object_is_type(v, json_type_string)) {
 		const char *r = json_object_get_string(v);
 		size_t n = strlen(r);
 		int printable = n < sizeof(a->reason);
@@ -242,6 +245,24 @@ int tp_client_advice_parse(const char *text, size_t len, struct tp_client_advice
 	return rc;
 }
 
+int tp_client_error_parse(const char *text, size_t len, char *code, size_t cap,
+                          struct tp_client_advice *adv)
+{
+	struct json_object *o = parse_json(text, len), *v;
+	int have_adv = 0;
+
+	code[0] = '\0';
+	if (!o || !json_object_is_type(o, json_type_object))
+		goto out;
+	if (json_object_object_get_ex(o, "error", &v) && json_object_is_type(v, json_type_string))
+		snprintf(code, cap, "%s", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "advice", &v))
+		have_adv = tp_client_advice_from_json(v, adv) == 0;
+out:
+	json_object_put(o);
+	return have_adv;
+}
+
 int tp_client_connect_path(char *out, size_t cap, const char *room, const char *id)
 {
 	int n = snprintf(out, cap, "/v1/rooms/%s/connect?client=%s", room, id);
@@ -272,8 +293,8 @@ unsigned tp_client_path_wait(const char *path)
 }
 
 int tp_client_transport_path(char *out, size_t cap, enum tp_client_transport t,
-			     const struct tp_client_advice *adv, const char *room, const char *id,
-			     unsigned default_wait_s, const char *cursor)
+                             const struct tp_client_advice *adv, const char *room, const char *id,
+                             unsigned default_wait_s, const char *cursor)
 {
 	const char *given = NULL;
 	size_t len;
@@ -282,10 +303,10 @@ int tp_client_transport_path(char *out, size_t cap, enum tp_client_transport t,
 	if (adv && t == TP_CLIENT_WS && adv->ws_url[0])
 		given = adv->ws_url;
 	else if (adv && t == TP_CLIENT_LONGPOLL && adv->poll_url[0] &&
-		 tp_client_path_wait(adv->poll_url) > 0)
+	         tp_client_path_wait(adv->poll_url) > 0)
 		given = adv->poll_url;
 	else if (adv && t == TP_CLIENT_SHORTPOLL && adv->poll_url[0] &&
-		 tp_client_path_wait(adv->poll_url) == 0)
+	         tp_client_path_wait(adv->poll_url) == 0)
 		given = adv->poll_url;
 
 	if (given)
@@ -294,7 +315,7 @@ int tp_client_transport_path(char *out, size_t cap, enum tp_client_transport t,
 		n = snprintf(out, cap, "/v1/rooms/%s/ws?client=%s", room, id);
 	else if (t == TP_CLIENT_LONGPOLL)
 		n = snprintf(out, cap, "/v1/rooms/%s/poll?client=%s&wait=%u", room, id,
-			     default_wait_s ? default_wait_s : 1);
+		             default_wait_s ? default_wait_s : 1);
 	else
 		n = snprintf(out, cap, "/v1/rooms/%s/poll?client=%s", room, id);
 	if (n < 0 || (size_t)n >= cap)
@@ -309,7 +330,8 @@ int tp_client_transport_path(char *out, size_t cap, enum tp_client_transport t,
 	len += (size_t)n;
 	for (const char *c = cursor; *c; c++) {
 		unsigned char ch = (unsigned char)*c;
-		if (isascii(ch) && (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~')) {
+		if (isascii(ch) &&
+		    (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~')) {
 			if (len + 1 >= cap)
 				return -1;
 			out[len++] = (char)ch;
@@ -325,7 +347,7 @@ int tp_client_transport_path(char *out, size_t cap, enum tp_client_transport t,
 }
 
 int tp_client_batch_parse(const char *text, size_t len, struct tp_client_batch *b, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	struct json_object *v, *root;
 	size_t n;
@@ -366,7 +388,8 @@ int tp_client_batch_parse(const char *text, size_t len, struct tp_client_batch *
 	b->cursor = json_object_get_string(v);
 	n = strlen(b->cursor);
 	if (n == 0 || n >= TP_CLIENT_CURSOR_MAX) {
-		snprintf(err, errlen, "cursor empty or longer than %d bytes", TP_CLIENT_CURSOR_MAX - 1);
+		snprintf(err, errlen, "cursor empty or longer than %d bytes",
+		         TP_CLIENT_CURSOR_MAX - 1);
 		goto fail;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -407,7 +430,7 @@ void tp_client_batch_release(struct tp_client_batch *b)
 }
 
 void tp_client_batch_msg(const struct tp_client_batch *b, size_t i, struct json_object **m,
-			 int64_t *seq, int64_t *ts)
+                         int64_t *seq, int64_t *ts)
 {
 	struct json_object *o = json_object_array_get_idx(b->msgs, i), *v;
 
@@ -456,8 +479,7 @@ uint64_t tp_client_rng_next(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-unsigned tp_client_backoff_ms(unsigned base_ms, unsigned max_ms, unsigned attempt,
-			      uint64_t *rng)
+unsigned tp_client_backoff_ms(unsigned base_ms, unsigned max_ms, unsigned attempt, uint64_t *rng)
 {
 	uint64_t ceiling = base_ms;
 

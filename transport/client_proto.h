@@ -23,8 +23,8 @@ struct json_object;
 
 /* The gateway's address: scheme, host and port, nothing else. */
 struct tp_client_url {
-	int tls;                             /* https or wss */
-	char host[TP_CLIENT_HOST_MAX];       /* for connect(): no brackets around IPv6 */
+	int tls;                       /* https or wss */
+	char host[TP_CLIENT_HOST_MAX]; /* for connect(): no brackets around IPv6 */
 	int port;
 	char hostport[TP_CLIENT_HOST_MAX + 8]; /* for the Host header: [v6]:port */
 };
@@ -41,9 +41,9 @@ int tp_client_valid_name(const char *s);
 /* Advice, as /connect answers it and batches or 429 bodies carry it. */
 struct tp_client_advice {
 	enum tp_client_transport transport;
-	char ws_url[TP_CLIENT_PATH_MAX];   /* "" when absent or not a usable path */
-	char poll_url[TP_CLIENT_PATH_MAX]; /* "" likewise */
-	unsigned interval_ms;              /* 0 when absent */
+	char ws_url[TP_CLIENT_PATH_MAX];                 /* "" when absent or not a usable path */
+	char poll_url[TP_CLIENT_PATH_MAX];               /* "" likewise */
+	unsigned interval_ms;                            /* 0 when absent */
 	double rate_per_min, disconnects, connected_min; /* NAN when absent */
 	char reason[32];                                 /* "" when absent */
 };
@@ -52,6 +52,13 @@ struct tp_client_advice {
 int tp_client_advice_from_json(struct json_object *o, struct tp_client_advice *a);
 /* From a /connect body. 0, or -1 (not JSON, not an advice). */
 int tp_client_advice_parse(const char *text, size_t len, struct tp_client_advice *a);
+
+/*
+ * An error body {"error":CODE,"detail":…,"advice":{…}}: CODE into code ("" when
+ * absent, cut to cap), and 1 when it carried a readable advice (into *adv), else 0.
+ */
+int tp_client_error_parse(const char *text, size_t len, char *code, size_t cap,
+                          struct tp_client_advice *adv);
 
 /* /v1/rooms/{room}/connect?client={id}. 0, or -1 when it does not fit. */
 int tp_client_connect_path(char *out, size_t cap, const char *room, const char *id);
@@ -64,8 +71,8 @@ int tp_client_connect_path(char *out, size_t cap, const char *room, const char *
  * wait=default_wait_s. adv and cursor may be NULL. 0, or -1 when it does not fit.
  */
 int tp_client_transport_path(char *out, size_t cap, enum tp_client_transport t,
-			     const struct tp_client_advice *adv, const char *room, const char *id,
-			     unsigned default_wait_s, const char *cursor);
+                             const struct tp_client_advice *adv, const char *room, const char *id,
+                             unsigned default_wait_s, const char *cursor);
 
 /* The `wait` query parameter of path in seconds; 0 when absent or not a number. */
 unsigned tp_client_path_wait(const char *path);
@@ -87,11 +94,11 @@ struct tp_client_batch {
  * in err (b holds nothing to release).
  */
 int tp_client_batch_parse(const char *text, size_t len, struct tp_client_batch *b, char *err,
-			  size_t errlen);
+                          size_t errlen);
 void tp_client_batch_release(struct tp_client_batch *b);
 /* seq and ts of msgs[i] (validated by tp_client_batch_parse). */
 void tp_client_batch_msg(const struct tp_client_batch *b, size_t i, struct json_object **m,
-			 int64_t *seq, int64_t *ts);
+                         int64_t *seq, int64_t *ts);
 
 /*
  * Exactly-once accounting. Call tp_client_acct_batch once per batch, then
@@ -118,8 +125,7 @@ uint64_t tp_client_rng_next(uint64_t *state);
  * Full-jitter backoff: uniform in [0, min(max_ms, base_ms * 2^attempt)].
  * attempt 0 is the first retry.
  */
-unsigned tp_client_backoff_ms(unsigned base_ms, unsigned max_ms, unsigned attempt,
-			      uint64_t *rng);
+unsigned tp_client_backoff_ms(unsigned base_ms, unsigned max_ms, unsigned attempt, uint64_t *rng);
 
 /*
  * Latency histogram in bounded memory: 1 ms buckets below 1 s, 10 ms below

@@ -44,14 +44,21 @@ static void test_url_parse(void **state)
 	assert_string_equal(u.hostport, "[::1]:9000");
 
 	static const char *const bad[] = {
-		NULL,           "",
-		"ftp://h",      "http://",
-		"http://:80",   "http://h:0",
-		"http://h:65536", "http://h:",
-		"http://h:8x",  "http://h:80/v1",
-		"http://h?x=1", "http://u@h",
-		"http://[::1",  "http://ho st",
-		"127.0.0.1:8080",
+	    NULL,
+	    "",
+	    "ftp://h",
+	    "http://",
+	    "http://:80",
+	    "http://h:0",
+	    "http://h:65536",
+	    "http://h:",
+	    "http://h:8x",
+	    "http://h:80/v1",
+	    "http://h?x=1",
+	    "http://u@h",
+	    "http://[::1",
+	    "http://ho st",
+	    "127.0.0.1:8080",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -85,32 +92,29 @@ static void test_paths_without_advice(void **state)
 	assert_int_equal(tp_client_connect_path(p, sizeof(p), "r1", "abc"), 0);
 	assert_string_equal(p, "/v1/rooms/r1/connect?client=abc");
 
-	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_WS, NULL, "r1", "abc", 25,
-						  NULL),
-			 0);
+	assert_int_equal(
+	    tp_client_transport_path(p, sizeof(p), TP_CLIENT_WS, NULL, "r1", "abc", 25, NULL), 0);
 	assert_string_equal(p, "/v1/rooms/r1/ws?client=abc");
-	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_LONGPOLL, NULL, "r1",
-						  "abc", 25, ""),
-			 0);
+	assert_int_equal(
+	    tp_client_transport_path(p, sizeof(p), TP_CLIENT_LONGPOLL, NULL, "r1", "abc", 25, ""),
+	    0);
 	assert_string_equal(p, "/v1/rooms/r1/poll?client=abc&wait=25");
 	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_SHORTPOLL, NULL, "r1",
-						  "abc", 25, "9f0c4e2a7b1d3c55-12"),
-			 0);
+	                                          "abc", 25, "9f0c4e2a7b1d3c55-12"),
+	                 0);
 	assert_string_equal(p, "/v1/rooms/r1/poll?client=abc&since=9f0c4e2a7b1d3c55-12");
 	/* anything outside the unreserved set is percent-encoded */
 	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_WS, NULL, "r1", "abc", 25,
-						  "a b/c&d=%"),
-			 0);
+	                                          "a b/c&d=%"),
+	                 0);
 	assert_string_equal(p, "/v1/rooms/r1/ws?client=abc&since=a%20b%2Fc%26d%3D%25");
 
 	/* too small: -1, never a truncated path */
 	assert_int_equal(tp_client_connect_path(p, 20, "r1", "abc"), -1);
-	assert_int_equal(tp_client_transport_path(p, 40, TP_CLIENT_WS, NULL, "r1", "abc", 25,
-						  "0123456789"),
-			 -1);
-	assert_int_equal(tp_client_transport_path(p, 40, TP_CLIENT_WS, NULL, "r1", "abc", 25,
-						  "/////"),
-			 -1);
+	assert_int_equal(
+	    tp_client_transport_path(p, 40, TP_CLIENT_WS, NULL, "r1", "abc", 25, "0123456789"), -1);
+	assert_int_equal(
+	    tp_client_transport_path(p, 40, TP_CLIENT_WS, NULL, "r1", "abc", 25, "/////"), -1);
 }
 
 static void test_paths_with_advice(void **state)
@@ -121,36 +125,34 @@ static void test_paths_with_advice(void **state)
 	memset(&a, 0, sizeof(a));
 	strcpy(a.ws_url, "/v1/rooms/r1/ws?client=abc&x=1");
 	strcpy(a.poll_url, "/v1/rooms/r1/poll?client=abc&wait=7");
-	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_WS, &a, "r1", "abc", 25,
-						  "c-1"),
-			 0);
+	assert_int_equal(
+	    tp_client_transport_path(p, sizeof(p), TP_CLIENT_WS, &a, "r1", "abc", 25, "c-1"), 0);
 	assert_string_equal(p, "/v1/rooms/r1/ws?client=abc&x=1&since=c-1");
-	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_LONGPOLL, &a, "r1", "abc",
-						  25, "c-1"),
-			 0);
+	assert_int_equal(
+	    tp_client_transport_path(p, sizeof(p), TP_CLIENT_LONGPOLL, &a, "r1", "abc", 25, "c-1"),
+	    0);
 	assert_string_equal(p, "/v1/rooms/r1/poll?client=abc&wait=7&since=c-1");
 	/* a poll_url with a wait does not fit short-poll: build one */
-	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_SHORTPOLL, &a, "r1", "abc",
-						  25, NULL),
-			 0);
+	assert_int_equal(
+	    tp_client_transport_path(p, sizeof(p), TP_CLIENT_SHORTPOLL, &a, "r1", "abc", 25, NULL),
+	    0);
 	assert_string_equal(p, "/v1/rooms/r1/poll?client=abc");
 
 	/* and one without a wait does not fit long-poll */
 	strcpy(a.poll_url, "/v1/rooms/r1/poll?client=abc");
-	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_LONGPOLL, &a, "r1", "abc",
-						  12, NULL),
-			 0);
+	assert_int_equal(
+	    tp_client_transport_path(p, sizeof(p), TP_CLIENT_LONGPOLL, &a, "r1", "abc", 12, NULL),
+	    0);
 	assert_string_equal(p, "/v1/rooms/r1/poll?client=abc&wait=12");
-	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_SHORTPOLL, &a, "r1", "abc",
-						  12, "z"),
-			 0);
+	assert_int_equal(
+	    tp_client_transport_path(p, sizeof(p), TP_CLIENT_SHORTPOLL, &a, "r1", "abc", 12, "z"),
+	    0);
 	assert_string_equal(p, "/v1/rooms/r1/poll?client=abc&since=z");
 
 	/* a path without a query gets '?since=' */
 	strcpy(a.ws_url, "/ws");
-	assert_int_equal(tp_client_transport_path(p, sizeof(p), TP_CLIENT_WS, &a, "r1", "abc", 25,
-						  "z"),
-			 0);
+	assert_int_equal(
+	    tp_client_transport_path(p, sizeof(p), TP_CLIENT_WS, &a, "r1", "abc", 25, "z"), 0);
 	assert_string_equal(p, "/ws?since=z");
 }
 
@@ -171,10 +173,10 @@ static void test_path_wait(void **state)
 static void test_advice_parse(void **state)
 {
 	static const char doc[] =
-		"{\"transport\":\"longpoll\",\"ws_url\":\"/v1/rooms/r1/ws?client=ID\","
-		"\"poll_url\":\"/v1/rooms/r1/poll?client=ID&wait=25\",\"interval_ms\":0,"
-		"\"rate_per_min\":3.1,\"disconnects\":4.2,\"connected_min\":1.35,"
-		"\"reason\":\"rate_high\"}";
+	    "{\"transport\":\"longpoll\",\"ws_url\":\"/v1/rooms/r1/ws?client=ID\","
+	    "\"poll_url\":\"/v1/rooms/r1/poll?client=ID&wait=25\",\"interval_ms\":0,"
+	    "\"rate_per_min\":3.1,\"disconnects\":4.2,\"connected_min\":1.35,"
+	    "\"reason\":\"rate_high\"}";
 	struct tp_client_advice a;
 
 	assert_int_equal(tp_client_advice_parse(doc, strlen(doc), &a), 0);
@@ -189,7 +191,7 @@ static void test_advice_parse(void **state)
 
 	/* the minimum: a transport; an integer rate is a number too */
 	static const char small[] = " {\"transport\":\"shortpoll\",\"interval_ms\":750,"
-				    "\"rate_per_min\":2} \n";
+	                            "\"rate_per_min\":2} \n";
 	assert_int_equal(tp_client_advice_parse(small, strlen(small), &a), 0);
 	assert_int_equal(a.transport, TP_CLIENT_SHORTPOLL);
 	assert_int_equal(a.interval_ms, 750);
@@ -200,8 +202,8 @@ static void test_advice_parse(void **state)
 
 	/* unusable members are dropped, the advice stays */
 	static const char odd[] = "{\"transport\":\"ws\",\"ws_url\":\"http://evil/ws\","
-				  "\"poll_url\":\"/p?a=b c\",\"interval_ms\":-5,"
-				  "\"rate_per_min\":\"3\",\"reason\":\"a\\\"b\"}";
+	                          "\"poll_url\":\"/p?a=b c\",\"interval_ms\":-5,"
+	                          "\"rate_per_min\":\"3\",\"reason\":\"a\\\"b\"}";
 	assert_int_equal(tp_client_advice_parse(odd, strlen(odd), &a), 0);
 	assert_int_equal(a.transport, TP_CLIENT_WS);
 	assert_string_equal(a.ws_url, "");
@@ -211,26 +213,63 @@ static void test_advice_parse(void **state)
 	assert_string_equal(a.reason, "");
 
 	static const char *const bad[] = {
-		"",
-		"[]",
-		"{}",
-		"{\"transport\":\"carrier-pigeon\"}",
-		"{\"transport\":3}",
-		"{\"transport\":\"ws\"} x",
-		"{\"transport\":\"ws\"",
-		"{\"error\":\"not_found\",\"detail\":\"unknown path\"}",
+	    "",
+	    "[]",
+	    "{}",
+	    "{\"transport\":\"carrier-pigeon\"}",
+	    "{\"transport\":3}",
+	    "{\"transport\":\"ws\"} x",
+	    "{\"transport\":\"ws\"",
+	    "{\"error\":\"not_found\",\"detail\":\"unknown path\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (tp_client_advice_parse(bad[i], strlen(bad[i]), &a) != -1)
 			fail_msg("accepted bad advice '%s'", bad[i]);
 }
 
+static void test_error_parse(void **state)
+{
+	/* the gateway's 429 too_fast body */
+	static const char too_fast[] =
+	    "{\"error\":\"too_fast\",\"detail\":\"polled 986 ms too early; wait interval_ms "
+	    "between polls\",\"advice\":{\"transport\":\"shortpoll\",\"ws_url\":\"/v1/rooms/m/"
+	    "ws?client=z\",\"poll_url\":\"/v1/rooms/m/poll?client=z\",\"interval_ms\":2000,"
+	    "\"rate_per_min\":7.5,\"disconnects\":3.000,\"connected_min\":0.400,\"reason\":"
+	    "\"rate_very_high\"}}";
+	struct tp_client_advice a;
+	char code[16];
+
+	assert_int_equal(tp_client_error_parse(too_fast, strlen(too_fast), code, sizeof(code), &a),
+	                 1);
+	assert_string_equal(code, "too_fast");
+	assert_int_equal(a.transport, TP_CLIENT_SHORTPOLL);
+	assert_int_equal(a.interval_ms, 2000);
+	assert_string_equal(a.poll_url, "/v1/rooms/m/poll?client=z");
+	assert_string_equal(a.reason, "rate_very_high");
+
+	static const char plain[] = "{\"error\":\"bad_cursor\",\"detail\":\"x\"}";
+	assert_int_equal(tp_client_error_parse(plain, strlen(plain), code, sizeof(code), &a), 0);
+	assert_string_equal(code, "bad_cursor");
+	/* a long code is cut, never overflows */
+	static const char longer[] = "{\"error\":\"a_very_long_error_code_indeed\"}";
+	assert_int_equal(tp_client_error_parse(longer, strlen(longer), code, sizeof(code), &a), 0);
+	assert_string_equal(code, "a_very_long_err");
+	static const char *const bad[] = {"", "<html>", "[]", "{\"error\":7}",
+	                                  "{\"error\":\"x\",\"advice\":{}}"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int have = tp_client_error_parse(bad[i], strlen(bad[i]), code, sizeof(code), &a);
+		assert_int_equal(have, 0);
+		if (i < 4)
+			assert_string_equal(code, "");
+	}
+}
+
 static void test_batch_parse(void **state)
 {
 	static const char ok[] =
-		"{\"room\":\"r1\",\"msgs\":[{\"seq\":12,\"ts\":1763750000123,\"type\":\"danmaku\","
-		"\"uid\":\"u1\",\"text\":\"h\\u00e9/\"},{\"seq\":13,\"ts\":1763750000124}],"
-		"\"cursor\":\"9f0c-13\",\"gap\":false}";
+	    "{\"room\":\"r1\",\"msgs\":[{\"seq\":12,\"ts\":1763750000123,\"type\":\"danmaku\","
+	    "\"uid\":\"u1\",\"text\":\"h\\u00e9/\"},{\"seq\":13,\"ts\":1763750000124}],"
+	    "\"cursor\":\"9f0c-13\",\"gap\":false}";
 	struct tp_client_batch b;
 	struct json_object *m;
 	int64_t seq, ts;
@@ -248,16 +287,16 @@ static void test_batch_parse(void **state)
 	assert_int_equal(ts, 1763750000123LL);
 	/* delivered as compact JSON, UTF-8 kept, '/' not escaped */
 	assert_string_equal(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN |
-								   JSON_C_TO_STRING_NOSLASHESCAPE),
-			    "{\"seq\":12,\"ts\":1763750000123,\"type\":\"danmaku\",\"uid\":\"u1\","
-			    "\"text\":\"h\xc3\xa9/\"}");
+	                                                          JSON_C_TO_STRING_NOSLASHESCAPE),
+	                    "{\"seq\":12,\"ts\":1763750000123,\"type\":\"danmaku\",\"uid\":\"u1\","
+	                    "\"text\":\"h\xc3\xa9/\"}");
 	tp_client_batch_msg(&b, 1, &m, &seq, &ts);
 	assert_int_equal(seq, 13);
 	tp_client_batch_release(&b);
 	assert_null(b.root);
 
 	static const char full[] = "{\"msgs\":[],\"cursor\":\"c\",\"gap\":true,\"suppressed\":3,"
-				   "\"advice\":{\"transport\":\"shortpoll\",\"interval_ms\":400}}";
+	                           "\"advice\":{\"transport\":\"shortpoll\",\"interval_ms\":400}}";
 	assert_int_equal(tp_client_batch_parse(full, strlen(full), &b, err, sizeof(err)), 0);
 	assert_true(b.gap);
 	assert_int_equal(b.suppressed, 3);
@@ -267,9 +306,10 @@ static void test_batch_parse(void **state)
 	tp_client_batch_release(&b);
 
 	/* an unreadable advice is ignored, the batch is not */
-	static const char odd_advice[] = "{\"msgs\":[],\"cursor\":\"c\",\"advice\":{\"transport\":1}}";
-	assert_int_equal(tp_client_batch_parse(odd_advice, strlen(odd_advice), &b, err, sizeof(err)),
-			 0);
+	static const char odd_advice[] =
+	    "{\"msgs\":[],\"cursor\":\"c\",\"advice\":{\"transport\":1}}";
+	assert_int_equal(
+	    tp_client_batch_parse(odd_advice, strlen(odd_advice), &b, err, sizeof(err)), 0);
 	assert_false(b.has_advice);
 	assert_false(b.gap); /* absent gap: false */
 	tp_client_batch_release(&b);
@@ -280,24 +320,24 @@ static void test_batch_parse(void **state)
 	tp_client_batch_release(&b);
 
 	static const char *const bad[] = {
-		"",
-		"nope",
-		"[1]",
-		"{\"cursor\":\"c\"}",
-		"{\"msgs\":{},\"cursor\":\"c\"}",
-		"{\"msgs\":[1],\"cursor\":\"c\"}",
-		"{\"msgs\":[{\"ts\":1}],\"cursor\":\"c\"}",
-		"{\"msgs\":[{\"seq\":0,\"ts\":1}],\"cursor\":\"c\"}",
-		"{\"msgs\":[{\"seq\":\"1\",\"ts\":1}],\"cursor\":\"c\"}",
-		"{\"msgs\":[{\"seq\":1.5,\"ts\":1}],\"cursor\":\"c\"}",
-		"{\"msgs\":[{\"seq\":1}],\"cursor\":\"c\"}",
-		"{\"msgs\":[]}",
-		"{\"msgs\":[],\"cursor\":\"\"}",
-		"{\"msgs\":[],\"cursor\":\"a b\"}",
-		"{\"msgs\":[],\"cursor\":7}",
-		"{\"msgs\":[],\"cursor\":\"c\",\"gap\":\"true\"}",
-		"{\"msgs\":[],\"cursor\":\"c\",\"suppressed\":-1}",
-		"{\"msgs\":[],\"cursor\":\"c\"}{}",
+	    "",
+	    "nope",
+	    "[1]",
+	    "{\"cursor\":\"c\"}",
+	    "{\"msgs\":{},\"cursor\":\"c\"}",
+	    "{\"msgs\":[1],\"cursor\":\"c\"}",
+	    "{\"msgs\":[{\"ts\":1}],\"cursor\":\"c\"}",
+	    "{\"msgs\":[{\"seq\":0,\"ts\":1}],\"cursor\":\"c\"}",
+	    "{\"msgs\":[{\"seq\":\"1\",\"ts\":1}],\"cursor\":\"c\"}",
+	    "{\"msgs\":[{\"seq\":1.5,\"ts\":1}],\"cursor\":\"c\"}",
+	    "{\"msgs\":[{\"seq\":1}],\"cursor\":\"c\"}",
+	    "{\"msgs\":[]}",
+	    "{\"msgs\":[],\"cursor\":\"\"}",
+	    "{\"msgs\":[],\"cursor\":\"a b\"}",
+	    "{\"msgs\":[],\"cursor\":7}",
+	    "{\"msgs\":[],\"cursor\":\"c\",\"gap\":\"true\"}",
+	    "{\"msgs\":[],\"cursor\":\"c\",\"suppressed\":-1}",
+	    "{\"msgs\":[],\"cursor\":\"c\"}{}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -310,17 +350,18 @@ static void test_batch_parse(void **state)
 	/* a cursor of TP_CLIENT_CURSOR_MAX bytes is refused, one less is kept */
 	char big[TP_CLIENT_CURSOR_MAX + 64];
 	int n = snprintf(big, sizeof(big), "{\"msgs\":[],\"cursor\":\"%0*d\"}",
-			 TP_CLIENT_CURSOR_MAX - 1, 0);
+	                 TP_CLIENT_CURSOR_MAX - 1, 0);
 	assert_int_equal(tp_client_batch_parse(big, (size_t)n, &b, err, sizeof(err)), 0);
 	assert_int_equal(strlen(b.cursor), TP_CLIENT_CURSOR_MAX - 1);
 	tp_client_batch_release(&b);
-	n = snprintf(big, sizeof(big), "{\"msgs\":[],\"cursor\":\"%0*d\"}", TP_CLIENT_CURSOR_MAX, 0);
+	n = snprintf(big, sizeof(big), "{\"msgs\":[],\"cursor\":\"%0*d\"}", TP_CLIENT_CURSOR_MAX,
+	             0);
 	assert_int_equal(tp_client_batch_parse(big, (size_t)n, &b, err, sizeof(err)), -1);
 }
 
 /* Feed one batch of seqs; returns how many were delivered. */
 static int feed(struct tp_client_acct *a, int gap, uint64_t suppressed, const int64_t *seqs,
-		size_t n)
+                size_t n)
 {
 	int delivered = 0;
 
@@ -493,19 +534,20 @@ static void test_transport_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_url_parse),
-		cmocka_unit_test(test_valid_name),
-		cmocka_unit_test(test_paths_without_advice),
-		cmocka_unit_test(test_paths_with_advice),
-		cmocka_unit_test(test_path_wait),
-		cmocka_unit_test(test_advice_parse),
-		cmocka_unit_test(test_batch_parse),
-		cmocka_unit_test(test_acct_dedup_and_gaps),
-		cmocka_unit_test(test_acct_gap_flag),
-		cmocka_unit_test(test_rng_known_values),
-		cmocka_unit_test(test_backoff_schedule),
-		cmocka_unit_test(test_hist),
-		cmocka_unit_test(test_transport_names),
+	    cmocka_unit_test(test_url_parse),
+	    cmocka_unit_test(test_valid_name),
+	    cmocka_unit_test(test_paths_without_advice),
+	    cmocka_unit_test(test_paths_with_advice),
+	    cmocka_unit_test(test_path_wait),
+	    cmocka_unit_test(test_advice_parse),
+	    cmocka_unit_test(test_error_parse),
+	    cmocka_unit_test(test_batch_parse),
+	    cmocka_unit_test(test_acct_dedup_and_gaps),
+	    cmocka_unit_test(test_acct_gap_flag),
+	    cmocka_unit_test(test_rng_known_values),
+	    cmocka_unit_test(test_backoff_schedule),
+	    cmocka_unit_test(test_hist),
+	    cmocka_unit_test(test_transport_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
