@@ -54,10 +54,10 @@ live_pid() {
 }
 
 stop_helper() {
-	local name=$1 what=$2 pid i
+	local name=$1 what=$2 pid
 	if pid=$(live_pid "$name" "$what"); then
 		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
 		say "stopped $name (pid $pid)"
 	fi
@@ -153,12 +153,12 @@ blackout_loop() {
 
 burst_loop() {
 	local end=$((SECONDS + LOOP_MAX_S)) s
-	trap 'kill $s 2>/dev/null; nft_loss "$LOSS_PM"; exit 0' TERM
+	trap 'kill $s 2>/dev/null; nft_loss "$BASE_PM"; exit 0' TERM
 	while [ $SECONDS -lt $end ]; do
 		sleep "$LOSS_BURST_EVERY_S" & s=$!; wait $s
 		nft_loss "$LOSS_BURST_PM"
 		sleep "$LOSS_BURST_S" & s=$!; wait $s
-		nft_loss "$LOSS_PM"
+		nft_loss "$BASE_PM"
 	done
 }
 
@@ -173,8 +173,7 @@ start_relay() { # flags...
 		--control 127.0.0.1:0 --name "$PROFILE" "$@" \
 		</dev/null >"$STATE/relay.json" 2>"$STATE/relay.log" &
 	echo $! >"$STATE/relay.pid"
-	local i
-	for i in $(seq 50); do [ -s "$STATE/relay.json" ] && break; sleep 0.1; done
+	for _ in $(seq 50); do [ -s "$STATE/relay.json" ] && break; sleep 0.1; done
 	[ -s "$STATE/relay.json" ] || die "lg-relay did not start: $(cat "$STATE/relay.log")"
 	# clients keep using GW_IP:GW_PORT; the relay's own upstream connection is local, so
 	# it is not redirected again
@@ -190,7 +189,11 @@ cmd_profile() {
 	need_up
 	local arg=${1:?usage: ns.sh profile NAME|FILE} file applied=()
 	if [ -f "$arg" ]; then file=$arg; else file=$HERE/profiles/$arg.conf; fi
-	[ -f "$file" ] || die "no profile '$arg' (have: $(cd "$HERE/profiles" && ls *.conf | sed 's/\.conf$//' | tr '\n' ' '))"
+	if [ ! -f "$file" ]; then
+		local have=() f
+		for f in "$HERE"/profiles/*.conf; do have+=("$(basename "$f" .conf)"); done
+		die "no profile '$arg' (have: ${have[*]})"
+	fi
 	cmd_clear >/dev/null
 
 	DESCRIPTION="" DELAY_MS=0 JITTER_MS=0 LOSS_PCT=0 RATE_DOWN_KBIT=0 RATE_UP_KBIT=0
@@ -205,12 +208,16 @@ cmd_profile() {
 	[ "$BLACKOUT_MAX_S" -ge "$BLACKOUT_MIN_S" ] || die "$file: BLACKOUT_MAX_S < BLACKOUT_MIN_S"
 
 	local relay_flags=()
+	BASE_PM=$LOSS_PM # the nft loss outside bursts: 0 when netem already makes the loss
 	if have_netem; then
-		local n
-		for n in "$GW $GW_DEV $RATE_DOWN_KBIT" "$CL $CL_DEV $RATE_UP_KBIT"; do
-			set -- $n
-			ip netns exec "$1" tc qdisc replace dev "$2" root netem delay "${DELAY_MS}ms" \
-				"${JITTER_MS}ms" loss "${LOSS_PCT}%" $([ "$3" -gt 0 ] && echo rate "${3}kbit")
+		BASE_PM=0
+		local spec ns dev rate extra
+		for spec in "$GW $GW_DEV $RATE_DOWN_KBIT" "$CL $CL_DEV $RATE_UP_KBIT"; do
+			read -r ns dev rate <<<"$spec"
+			extra=()
+			[ "$rate" -gt 0 ] && extra=(rate "${rate}kbit")
+			ip netns exec "$ns" tc qdisc replace dev "$dev" root netem delay "${DELAY_MS}ms" \
+				"${JITTER_MS}ms" loss "${LOSS_PCT}%" "${extra[@]}"
 		done
 		applied+=("netem: delay ${DELAY_MS}ms +-${JITTER_MS}ms, loss ${LOSS_PCT}% each way (packets may reorder under jitter)")
 		[ "$RATE_DOWN_KBIT$RATE_UP_KBIT" = 00 ] || applied+=("netem: rate down ${RATE_DOWN_KBIT} / up ${RATE_UP_KBIT} kbit/s")
@@ -240,7 +247,7 @@ cmd_profile() {
 		applied+=("blackouts: link down ${BLACKOUT_MIN_S}-${BLACKOUT_MAX_S}s after every ${BLACKOUT_GAP_S}s up (pid $(cat "$STATE/blackout.pid"), ends after ${LOOP_MAX_S}s)")
 	fi
 	if [ "$LOSS_BURST_EVERY_S" -gt 0 ] && [ "$LOSS_BURST_S" -gt 0 ]; then
-		[ "$LOSS_PM" -gt 0 ] || nft_loss 0
+		nft_loss "$BASE_PM"
 		start_loop burst burst_loop
 		applied+=("loss bursts: ${LOSS_BURST_PCT}% for ${LOSS_BURST_S}s every ${LOSS_BURST_EVERY_S}s (pid $(cat "$STATE/burst.pid"))")
 	fi
@@ -280,10 +287,10 @@ cmd_status() {
 	echo "qdisc $GW_DEV: $(gw tc qdisc show dev "$GW_DEV" | head -n1)"
 	echo "qdisc $CL_DEV: $(cl tc qdisc show dev "$CL_DEV" | head -n1)"
 	gw nft list table inet "$NFT_TABLE" 2>/dev/null || echo "no nft table $NFT_TABLE"
-	local h
+	local h name what pid
 	for h in "blackout ns.sh" "burst ns.sh" "oneshot ns.sh" "relay lg-relay"; do
-		set -- $h
-		if pid=$(live_pid "$1" "$2"); then echo "$1: running (pid $pid)"; fi
+		read -r name what <<<"$h"
+		if pid=$(live_pid "$name" "$what"); then echo "$name: running (pid $pid)"; fi
 	done
 	if [ -s "$STATE/relay.json" ]; then echo "relay: $(relay_ctl stats)"; fi
 }

@@ -186,7 +186,7 @@ int nm_params_json(const struct nm_params *p, char *buf, size_t len)
 			n = snprintf(at, room, "}");
 		else
 			n = snprintf(at, room, "%s\"%s\":%lld", i ? "," : "{", rows[i].name,
-				     (long long)get(p, &rows[i]));
+			             (long long)get(p, &rows[i]));
 		if (n < 0)
 			return n;
 		used += (size_t)n;
@@ -227,41 +227,12 @@ void nm_params_help(FILE *f)
 			flag[j] = rows[i].name[j] == '_' ? '-' : rows[i].name[j];
 		flag[j] = '\0';
 		snprintf(text, sizeof(text), "%s (default %lld; %lld..%lld)", rows[i].help,
-			 (long long)rows[i].def, (long long)rows[i].min, (long long)rows[i].max);
+		         (long long)rows[i].def, (long long)rows[i].min, (long long)rows[i].max);
 		col = fprintf(f, "  --%s N", flag);
 		if (col < 29)
 			col += fprintf(f, "%*s", 29 - col, "");
 		wrap(f, text, col > 29 ? 81 : 29, 29);
 	}
-}
-
-int nm_hostport_split(const char *s, char *host, size_t hostlen, int *port)
-{
-	const char *colon, *h = s, *hend;
-	int64_t v;
-
-	if (!s)
-		return -1;
-	if (s[0] == '[') {
-		h = s + 1;
-		hend = strchr(h, ']');
-		if (!hend || hend[1] != ':')
-			return -1;
-		colon = hend + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || memchr(s, ':', (size_t)(colon - s)))
-			return -1; /* a bare v6 address must be bracketed */
-		hend = colon;
-	}
-	if (hend == h || (size_t)(hend - h) >= hostlen)
-		return -1;
-	if (nm_parse_i64(colon + 1, 0, 65535, &v))
-		return -1;
-	memcpy(host, h, (size_t)(hend - h));
-	host[hend - h] = '\0';
-	*port = (int)v;
-	return 0;
 }
 
 size_t nm_json_str(char *buf, size_t len, const char *s)

@@ -54,12 +54,6 @@ void nm_params_help(FILE *f);
 /* Strict decimal integer in [min, max]: no sign games, no trailing junk. 0 or -1. */
 int nm_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
-/*
- * Split "host:port" or "[v6addr]:port" (port 0..65535). host receives the
- * address text without brackets. 0 or -1 (bad form, empty host, host too long).
- */
-int nm_hostport_split(const char *s, char *host, size_t hostlen, int *port);
-
 /* s as a JSON string (quotes included), truncated safely to fit len. Returns bytes written. */
 size_t nm_json_str(char *buf, size_t len, const char *s);
 

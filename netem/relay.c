@@ -21,13 +21,15 @@
  * events is handled, because a later event of the batch may point at it.
  */
 #define _GNU_SOURCE /* accept4 */
+#include "netem/addr.h"
+#include "netem/cli.h"
+#include "netem/ctl.h"
 #include "netem/heap.h"
 #include "netem/params.h"
 #include "netem/sched.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -49,13 +51,10 @@
 #define RATE_MIN_SEND 1024  /* under a rate, wait for this many bytes rather than dribble */
 #define ACCEPT_BATCH  64
 #define PAUSE_MS      100 /* accepting pauses this long after EMFILE and the like */
-#define CTL_LINE_MAX  4096
-#define CTL_OUT_MAX   65536
-#define ANSWER_MAX    4096 /* longest control answer; a line is handled only with this much room */
-#define CTL_MAX       32   /* control connections at once */
+#define CTL_MAX       32  /* control connections at once */
 #define EVENTS        256
 
-#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)((char *)(p)-offsetof(T, m)))
 
 enum kind { K_LISTEN, K_CTL_LISTEN, K_CTL, K_SIDE, K_SIGNAL };
 
@@ -108,11 +107,8 @@ struct conn {
 };
 
 struct ctl {
-	struct handle h; /* first, as for struct side */
-	char in[CTL_LINE_MAX];
-	size_t inlen;
-	char out[CTL_OUT_MAX];
-	size_t outlen;
+	struct handle h; /* first, as for struct side; h.fd is the nm_ctl's */
+	struct nm_ctl *k;
 	struct ctl *prev, *next;
 };
 
@@ -135,8 +131,6 @@ struct relay {
 };
 
 static char rbuf[READ_MAX];
-
-static void flush(struct relay *r, struct conn *c, int i);
 
 static int64_t now_ms(void)
 {
@@ -198,7 +192,8 @@ static void conn_close(struct relay *r, struct conn *c, bool rst)
 
 		if (fd >= 0) {
 			if (rst)
-				setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof(abort_now));
+				setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now,
+				           sizeof(abort_now));
 			close(fd); /* also leaves the epoll set */
 			c->s[j].h.fd = -1;
 		}
@@ -316,9 +311,14 @@ out:
 		conn_close(r, c, false);
 		return;
 	}
-	if ((wake >= 0 ? arm(r, &d->timer, wake) : (disarm(r, &d->timer), 0)) ||
-	    update_interest(r, c))
-		conn_fail(r, c);
+	if (wake < 0)
+		disarm(r, &d->timer);
+	else if (arm(r, &d->timer, wake))
+		goto fail;
+	if (!update_interest(r, c))
+		return;
+fail:
+	conn_fail(r, c);
 }
 
 /* Read from side i into direction i's queue, stamping each chunk's release time. */
@@ -328,8 +328,8 @@ static void pump_in(struct relay *r, struct conn *c, int i)
 	int64_t now = now_ms(), rel;
 	int reads;
 
-	for (reads = 0; reads < READS_PER_EV && d->eof_release < 0 &&
-			d->queued < (size_t)r->p.buf_bytes;
+	for (reads = 0;
+	     reads < READS_PER_EV && d->eof_release < 0 && d->queued < (size_t)r->p.buf_bytes;
 	     reads++) {
 		size_t room = (size_t)r->p.buf_bytes - d->queued;
 		ssize_t n = recv(c->s[i].h.fd, rbuf, room < READ_MAX ? room : READ_MAX, 0);
@@ -344,7 +344,7 @@ static void pump_in(struct relay *r, struct conn *c, int i)
 			return;
 		}
 		rel = nm_release_ms(d->last_release, now, r->p.delay_ms,
-				    nm_rng_range(&r->rng, -r->p.jitter_ms, r->p.jitter_ms));
+		                    nm_rng_range(&r->rng, -r->p.jitter_ms, r->p.jitter_ms));
 		d->last_release = rel;
 		if (n == 0) {
 			d->eof_release = rel; /* the FIN is delayed like data */
@@ -566,80 +566,62 @@ static void params_changed(struct relay *r, const struct nm_params *old)
 	update_listener(r);
 }
 
-static void ctl_reply(struct ctl *k, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(k->out + k->outlen, sizeof(k->out) - k->outlen, fmt, ap);
-	va_end(ap);
-	/* ctl_lines keeps ANSWER_MAX free, and every answer is shorter */
-	if (n > 0 && (size_t)n < sizeof(k->out) - k->outlen)
-		k->outlen += (size_t)n;
-}
-
-static void ctl_error(struct ctl *k, const char *msg)
-{
-	char js[ANSWER_MAX / 2];
-
-	nm_json_str(js, sizeof(js), msg);
-	ctl_reply(k, "{\"error\":%s}\n", js);
-}
-
-static void ctl_stats(struct relay *r, struct ctl *k)
+static void ctl_stats(struct relay *r, struct nm_ctl *k)
 {
 	char params[1024], name[256];
 
 	nm_params_json(&r->p, params, sizeof(params));
 	nm_json_str(name, sizeof(name), r->name);
-	ctl_reply(k,
-		  "{\"name\":%s,\"params\":%s,\"stalled\":%s,\"accepted\":%llu,\"open\":%llu,"
-		  "\"cut\":%llu,\"failed\":%llu,\"reset\":%llu,\"closed\":%llu,\"bytes_up\":%llu,"
-		  "\"bytes_down\":%llu}\n",
-		  name, params, r->stalled ? "true" : "false", (unsigned long long)r->accepted,
-		  (unsigned long long)r->open, (unsigned long long)r->cut,
-		  (unsigned long long)r->failed, (unsigned long long)r->reset,
-		  (unsigned long long)r->closed, (unsigned long long)r->bytes[0],
-		  (unsigned long long)r->bytes[1]);
+	nm_ctl_printf(k,
+	              "{\"name\":%s,\"params\":%s,\"stalled\":%s,\"accepted\":%llu,\"open\":%llu,"
+	              "\"cut\":%llu,\"failed\":%llu,\"reset\":%llu,\"closed\":%llu,"
+	              "\"bytes_up\":%llu,\"bytes_down\":%llu}\n",
+	              name, params, r->stalled ? "true" : "false", (unsigned long long)r->accepted,
+	              (unsigned long long)r->open, (unsigned long long)r->cut,
+	              (unsigned long long)r->failed, (unsigned long long)r->reset,
+	              (unsigned long long)r->closed, (unsigned long long)r->bytes[0],
+	              (unsigned long long)r->bytes[1]);
 }
 
-static void ctl_command(struct relay *r, struct ctl *k, char *line)
+/* One control line (an nm_ctl_handler); every answer is one JSON line. */
+static void ctl_command(void *arg_relay, struct nm_ctl *k, char *line)
 {
-	char err[256], js[1024], *cmd, *arg, *save = NULL;
+	struct relay *r = arg_relay;
+	char err[256], js[1024], *cmd, *arg;
 	struct nm_params old = r->p;
 	struct conn *c, *n;
 	uint64_t count = 0;
 	int64_t ms;
 
-	cmd = strtok_r(line, " \t\r", &save);
-	if (!cmd)
+	cmd = line + strspn(line, " \t");
+	if (!*cmd)
 		return; /* blank lines are allowed, and answered by nothing */
-	arg = strtok_r(NULL, "\r", &save);
-	if (arg)
-		arg += strspn(arg, " \t");
+	arg = cmd + strcspn(cmd, " \t");
+	if (*arg)
+		*arg++ = '\0';
+	arg += strspn(arg, " \t");
 	if (!strcmp(cmd, "set")) {
-		if (nm_params_apply(&r->p, arg ? arg : (char[]){""}, err, sizeof(err))) {
-			ctl_error(k, err);
+		if (nm_params_apply(&r->p, arg, err, sizeof(err))) {
+			nm_ctl_error(k, err);
 			return;
 		}
 		params_changed(r, &old);
 		nm_params_json(&r->p, js, sizeof(js));
-		ctl_reply(k, "{\"ok\":true,\"params\":%s}\n", js);
+		nm_ctl_printf(k, "{\"ok\":true,\"params\":%s}\n", js);
 	} else if (!strcmp(cmd, "stall")) {
-		if (!arg || nm_parse_i64(arg, 0, 24 * 3600 * 1000LL, &ms)) {
-			ctl_error(k, "stall takes one argument: milliseconds (0 ends it)");
+		if (nm_parse_i64(arg, 0, 24 * 3600 * 1000LL, &ms)) {
+			nm_ctl_error(k, "stall takes one argument: milliseconds (0 ends it)");
 			return;
 		}
 		r->oneshot_until = now_ms() + ms;
 		stall_update(r);
-		ctl_reply(k, "{\"ok\":true,\"stall_ms\":%lld}\n", (long long)ms);
-	} else if (arg && *arg) {
+		nm_ctl_printf(k, "{\"ok\":true,\"stall_ms\":%lld}\n", (long long)ms);
+	} else if (*arg) {
 		snprintf(err, sizeof(err), "%.32s takes no arguments", cmd);
-		ctl_error(k, err);
+		nm_ctl_error(k, err);
 	} else if (!strcmp(cmd, "get")) {
 		nm_params_json(&r->p, js, sizeof(js));
-		ctl_reply(k, "%s\n", js);
+		nm_ctl_printf(k, "%s\n", js);
 	} else if (!strcmp(cmd, "stats")) {
 		ctl_stats(r, k);
 	} else if (!strcmp(cmd, "cut-all")) {
@@ -648,97 +630,40 @@ static void ctl_command(struct relay *r, struct ctl *k, char *line)
 			r->cut++;
 			conn_close(r, c, true);
 		}
-		ctl_reply(k, "{\"ok\":true,\"cut\":%llu}\n", (unsigned long long)count);
+		nm_ctl_printf(k, "{\"ok\":true,\"cut\":%llu}\n", (unsigned long long)count);
 	} else {
 		snprintf(err, sizeof(err),
-			 "unknown command '%.32s' (commands: set, get, stats, cut-all, stall)", cmd);
-		ctl_error(k, err);
+		         "unknown command '%.32s' (commands: set, get, stats, cut-all, stall)",
+		         cmd);
+		nm_ctl_error(k, err);
 	}
 }
 
-/* Handle complete lines while an answer surely fits; the rest waits for the client to read. */
-static void ctl_lines(struct relay *r, struct ctl *k)
+static void ctl_close(struct relay *r, struct ctl *c)
 {
-	char *nl;
-	size_t used;
-
-	while (sizeof(k->out) - k->outlen >= ANSWER_MAX && (nl = memchr(k->in, '\n', k->inlen))) {
-		char *end = nl;
-
-		while (end > k->in && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-			end--;
-		*end = '\0';
-		ctl_command(r, k, k->in);
-		used = (size_t)(nl + 1 - k->in);
-		memmove(k->in, nl + 1, k->inlen - used);
-		k->inlen -= used;
-	}
-}
-
-static int ctl_send(struct ctl *k)
-{
-	while (k->outlen) {
-		ssize_t n = send(k->h.fd, k->out, k->outlen, MSG_NOSIGNAL);
-
-		if (n < 0)
-			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno == EINTR ? 0 : -1;
-		memmove(k->out, k->out + n, k->outlen - (size_t)n);
-		k->outlen -= (size_t)n;
-	}
-	return 0;
-}
-
-static void ctl_close(struct relay *r, struct ctl *k)
-{
-	close(k->h.fd);
-	if (k->prev)
-		k->prev->next = k->next;
+	if (c->prev)
+		c->prev->next = c->next;
 	else
-		r->ctls = k->next;
-	if (k->next)
-		k->next->prev = k->prev;
+		r->ctls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	r->nctl--;
-	free(k);
+	nm_ctl_free(c->k); /* closes the fd, which also leaves the epoll set */
+	free(c);
 }
 
-static void ctl_event(struct relay *r, struct ctl *k)
+static void ctl_event(struct relay *r, struct ctl *c)
 {
-	int rounds;
-	ssize_t n;
+	enum nm_ctl_want w = nm_ctl_service(c->k, ctl_command, r);
 
-	for (rounds = 0; rounds < 16; rounds++) {
-		ctl_lines(r, k);
-		if (ctl_send(k))
-			goto drop;
-		if (k->outlen)
-			break; /* a slow reader: read no more commands until it catches up */
-		if (memchr(k->in, '\n', k->inlen))
-			continue;
-		if (k->inlen == sizeof(k->in)) {
-			ctl_error(k, "line too long");
-			ctl_send(k);
-			goto drop;
-		}
-		n = recv(k->h.fd, k->in + k->inlen, sizeof(k->in) - k->inlen, 0);
-		if (n > 0)
-			k->inlen += (size_t)n;
-		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		else if (n == 0 || errno != EINTR)
-			goto drop;
-	}
-	/* work left (answers, or lines after the round limit): EPOLLOUT brings us back */
-	if (!set_mask(r, &k->h,
-		      k->outlen || memchr(k->in, '\n', k->inlen) ? EPOLLOUT : EPOLLIN))
-		return;
-drop:
-	ctl_close(r, k);
+	if (w == NM_CTL_DONE || set_mask(r, &c->h, w == NM_CTL_READ ? EPOLLIN : EPOLLOUT))
+		ctl_close(r, c);
 }
 
 static void on_ctl_accept(struct relay *r)
 {
 	int fd = accept4(r->ctl_lis.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	struct ctl *k;
+	struct ctl *c;
 
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
@@ -746,20 +671,24 @@ static void on_ctl_accept(struct relay *r)
 			pause_accepting(r);
 		return;
 	}
-	k = r->nctl < CTL_MAX ? calloc(1, sizeof(*k)) : NULL;
-	if (!k) {
+	c = r->nctl < CTL_MAX ? calloc(1, sizeof(*c)) : NULL;
+	if (c && !(c->k = nm_ctl_new(fd))) {
+		free(c);
+		c = NULL;
+	}
+	if (!c) {
 		close(fd);
 		return;
 	}
-	k->h.kind = K_CTL;
-	k->h.fd = fd;
-	k->next = r->ctls;
+	c->h.kind = K_CTL;
+	c->h.fd = fd;
+	c->next = r->ctls;
 	if (r->ctls)
-		r->ctls->prev = k;
-	r->ctls = k;
+		r->ctls->prev = c;
+	r->ctls = c;
 	r->nctl++;
-	if (set_mask(r, &k->h, EPOLLIN))
-		ctl_close(r, k);
+	if (set_mask(r, &c->h, EPOLLIN))
+		ctl_close(r, c);
 }
 
 static void run_timers(struct relay *r)
@@ -825,40 +754,7 @@ static void loop(struct relay *r)
 
 /* ---- start-up ---------------------------------------------------------- */
 
-static void usage(FILE *f)
-{
-	fputs("usage: lg-relay --upstream HOST:PORT [options]\n\n"
-	      "A TCP relay that adds delay, jitter, rate limits, stalls and connection resets.\n"
-	      "Every accepted connection gets its own connection to the upstream.\n\n"
-	      "  --listen HOST:PORT         where clients connect (default 127.0.0.1:0)\n"
-	      "  --upstream HOST:PORT       where each connection is relayed to (required)\n"
-	      "  --control HOST:PORT|off    line-based control port, loopback only (default\n"
-	      "                             127.0.0.1:0)\n"
-	      "  --seed N                   random seed for jitter and cut lifetimes (default:\n"
-	      "                             from the clock; printed at start)\n"
-	      "  --name TEXT                label echoed in the start line and in stats\n"
-	      "  -h, --help                 this text\n\n"
-	      "Impairments (also settable at run time with `set key=value`; flags use '-', keys\n"
-	      "'_'):\n",
-	      f);
-	nm_params_help(f);
-	fputs("\nOn start one JSON line goes to stdout: {\"listen\":..., \"listen_port\":N,\n"
-	      "\"control_port\":N|null, \"upstream\":..., \"seed\":N, \"pid\":N, \"name\":...}.\n\n"
-	      "Control commands (one per line, one JSON line answers each; errors are\n"
-	      "{\"error\":\"...\"}):\n"
-	      "  set key=value ...   change parameters, all or nothing; new cut lifetimes and\n"
-	      "                      a new stall period count from now\n"
-	      "  get                 the parameters\n"
-	      "  stats               name, params, stalled, accepted, open, cut, failed\n"
-	      "                      (upstream connect), reset (I/O error), closed (FIN both\n"
-	      "                      ways), bytes_up (client->upstream), bytes_down\n"
-	      "  cut-all             reset every open connection now\n"
-	      "  stall MS            hold all traffic and new connections for MS ms from now\n"
-	      "\nSIGTERM/SIGINT exit with status 0. Bad flags exit with status 2.\n",
-	      f);
-}
-
-static void die_usage(const char *fmt, ...)
+__attribute__((noreturn, format(printf, 1, 2))) static void die_usage(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -870,107 +766,51 @@ static void die_usage(const char *fmt, ...)
 	exit(2);
 }
 
-static int resolve(const char *spec, bool passive, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai;
-	char host[256], port[8];
-	int p;
-
-	if (nm_hostport_split(spec, host, sizeof(host), &p))
-		return -1;
-	snprintf(port, sizeof(port), "%d", p);
-	if (passive)
-		hints.ai_flags |= AI_PASSIVE;
-	if (getaddrinfo(host, port, &hints, &ai))
-		return -1;
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-}
-
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-	return ss->ss_family == AF_INET6 &&
-	       IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
-/* A listening socket on spec, in h; returns the bound port or -1 (message printed). */
+/* A listening socket on spec into h; returns the bound port, or -1 (message printed). */
 static int listen_on(struct relay *r, const char *spec, bool loopback_only, struct handle *h)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int one = 1;
+	int port;
 
-	if (resolve(spec, true, &ss, &len))
+	if (nm_addr_resolve(spec, true, &ss, &len))
 		die_usage("cannot parse or resolve '%s' (want HOST:PORT)", spec);
-	if (loopback_only && !is_loopback(&ss))
+	if (loopback_only && !nm_addr_is_loopback(&ss))
 		die_usage("the control port must be on loopback, not '%s'", spec);
-	h->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (h->fd < 0 || setsockopt(h->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(h->fd, (struct sockaddr *)&ss, len) || listen(h->fd, SOMAXCONN) ||
-	    getsockname(h->fd, (struct sockaddr *)&ss, &len) || set_mask(r, h, EPOLLIN)) {
+	h->fd = nm_addr_listen(&ss, len, &port);
+	if (h->fd < 0 || set_mask(r, h, EPOLLIN)) {
 		fprintf(stderr, "lg-relay: listen on %s: %s\n", spec, strerror(errno));
 		return -1;
 	}
-	return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-					     : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return port;
 }
 
 int main(int argc, char **argv)
 {
 	static struct relay relay;
 	struct relay *r = &relay;
-	const char *listen_spec = "127.0.0.1:0", *ctl_spec = "127.0.0.1:0", *up_spec = NULL;
+	struct nm_cli o;
 	char err[256], js[3][512];
 	struct rlimit rl;
 	struct conn *c;
 	sigset_t sigs;
-	int64_t seed = -1;
-	int i, lport, cport = -1;
+	int lport, cport = -1;
 
-	nm_params_default(&r->p);
-	r->name = "";
-	for (i = 1; i < argc; i++) {
-		char key[64];
-		const char *a = argv[i], *val, *eq = strchr(a, '=');
-
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		}
-		if (strncmp(a, "--", 2) || (eq ? eq - a : (ptrdiff_t)strlen(a)) - 2 >= 63)
-			die_usage("unexpected argument '%s'", a);
-		snprintf(key, sizeof(key), "%.*s", (int)((eq ? eq - a : (ptrdiff_t)strlen(a)) - 2),
-			 a + 2);
-		if (!eq && i + 1 >= argc)
-			die_usage("--%s needs a value", key);
-		val = eq ? eq + 1 : argv[++i];
-		if (!strcmp(key, "listen"))
-			listen_spec = val;
-		else if (!strcmp(key, "upstream"))
-			up_spec = val;
-		else if (!strcmp(key, "control"))
-			ctl_spec = val;
-		else if (!strcmp(key, "name"))
-			r->name = val;
-		else if (!strcmp(key, "seed")) {
-			if (nm_parse_i64(val, 0, INT64_MAX, &seed))
-				die_usage("--seed: '%s' is not a non-negative integer", val);
-		} else if (nm_params_set(&r->p, key, val, err, sizeof(err)))
-			die_usage("%s (from --%s)", err, key);
-	}
-	if (!up_spec)
-		die_usage("--upstream HOST:PORT is required");
-	if (nm_params_check(&r->p, err, sizeof(err)))
+	switch (nm_cli_parse(&o, argc, argv, err, sizeof(err))) {
+	case 1:
+		nm_cli_usage(stdout);
+		return 0;
+	case -1:
 		die_usage("%s", err);
-	if (resolve(up_spec, false, &r->up, &r->uplen))
-		die_usage("cannot parse or resolve --upstream '%s' (want HOST:PORT)", up_spec);
-	if (seed < 0)
-		seed = (int64_t)((uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid()) & INT64_MAX;
-	nm_rng_seed(&r->rng, (uint64_t)seed);
+	}
+	r->p = o.p;
+	r->name = o.name;
+	if (nm_addr_resolve(o.upstream, false, &r->up, &r->uplen))
+		die_usage("cannot parse or resolve --upstream '%s' (want HOST:PORT)", o.upstream);
+	if (o.seed < 0)
+		o.seed = (int64_t)(((uint64_t)time(NULL) * 2654435761u) ^ (uint64_t)getpid()) &
+		         INT64_MAX;
+	nm_rng_seed(&r->rng, (uint64_t)o.seed);
 
 	/* thousands of connections need two fds each */
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
@@ -990,9 +830,9 @@ int main(int argc, char **argv)
 		perror("lg-relay: epoll/signalfd");
 		return 1;
 	}
-	lport = listen_on(r, listen_spec, false, &r->lis);
-	if (lport < 0 || (strcmp(ctl_spec, "off") &&
-			  (cport = listen_on(r, ctl_spec, true, &r->ctl_lis)) < 0))
+	lport = listen_on(r, o.listen, false, &r->lis);
+	if (lport < 0 ||
+	    (strcmp(o.control, "off") && (cport = listen_on(r, o.control, true, &r->ctl_lis)) < 0))
 		return 1;
 	nm_timer_init(&r->stall_t.t);
 	r->stall_t.fire = stall_fire;
@@ -1001,13 +841,13 @@ int main(int argc, char **argv)
 	r->stall_epoch = now_ms();
 	stall_update(r);
 
-	nm_json_str(js[0], sizeof(js[0]), listen_spec);
-	nm_json_str(js[1], sizeof(js[1]), up_spec);
+	nm_json_str(js[0], sizeof(js[0]), o.listen);
+	nm_json_str(js[1], sizeof(js[1]), o.upstream);
 	nm_json_str(js[2], sizeof(js[2]), r->name);
 	snprintf(err, sizeof(err), "%d", cport);
 	printf("{\"listen\":%s,\"listen_port\":%d,\"control_port\":%s,\"upstream\":%s,"
 	       "\"seed\":%lld,\"pid\":%d,\"name\":%s}\n",
-	       js[0], lport, cport < 0 ? "null" : err, js[1], (long long)seed, (int)getpid(),
+	       js[0], lport, cport < 0 ? "null" : err, js[1], (long long)o.seed, (int)getpid(),
 	       js[2]);
 	fflush(stdout);
 

@@ -206,19 +206,20 @@ def fmt_ms(v):
 
 def table(published, rows):
     exp = published["published"]
-    out = ["| client | delivered / expected | duplicates | gaps | p50 ms | p95 ms | disconnects "
-           "| payload bytes | switches |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| client | delivered / expected | suppressed | duplicates | gaps | p50 ms | p95 ms "
+           "| disconnects | payload bytes | switches |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for kind in KINDS:
         rs = rows.get(kind, [])
         ok = [r for r in rs if r]
         if not ok:
-            out.append("| %s | no statistics | | | | | | | |" % kind)
+            out.append("| %s | no statistics | | | | | | | | |" % kind)
             continue
         med = lambda k: statistics.median([r[k] for r in ok if r.get(k) is not None]) \
             if any(r.get(k) is not None for r in ok) else None
-        out.append("| %s ×%d | %d / %d | %d | %d | %s | %s | %d | %d | %d |" % (
+        out.append("| %s ×%d | %d / %d | %d | %d | %d | %s | %s | %d | %d | %d |" % (
             kind, len(rs), sum(r["delivered"] for r in ok), exp * len(rs),
-            sum(r["duplicates"] for r in ok), sum(r["gaps"] + r.get("gap_flags", 0) for r in ok),
+            sum(r.get("suppressed", 0) for r in ok), sum(r["duplicates"] for r in ok), sum(r["gaps"] + r.get("gap_flags", 0) for r in ok),
             fmt_ms(med("lat_p50_ms")), fmt_ms(med("lat_p95_ms")),
             sum(r["disconnects"] for r in ok), round(statistics.mean(r["bytes"] for r in ok)),
             sum(r["switches"] for r in ok)))
@@ -264,7 +265,8 @@ def main():
     cmd = "netem/report.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     doc = ("## Run of %s (%s mode)\nCommand: `%s`; %d clients of each kind per profile; gaps = seq "
            "holes plus gap:true batches; latency = receive time - publish ts (medians over the "
-           "clients of a kind).\n\n%s" % (started, a.mode, cmd, a.per_kind, "\n".join(parts)))
+           "clients of a kind); suppressed = danmaku the gateway left out of a short-poll client's batches by its "
+           "budget (suppress_shortpoll, announced in the batch, so not a gap).\n\n%s" % (started, a.mode, cmd, a.per_kind, "\n".join(parts)))
     if a.out:
         with open(a.out, "a") as f:
             f.write("\n" + doc)

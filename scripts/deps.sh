@@ -13,6 +13,8 @@ if [ "${1:-build}" = test ]; then
   pkgs+=(curl python3 python3-websockets openssl chromium)
   # iproute2: `ss -K` cuts livegate-client's connections in tests/integration/client_test.py.
   pkgs+=(iproute2)
+  # netem/ns.sh and tests/integration/netns_test.py: nft numgen loss, tc tbf, ip netns / link.
+  pkgs+=(nftables)
 fi
 
 missing=()

@@ -277,7 +277,13 @@ static void stop_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-static int listen_socket(const struct gw_config *cfg, char *err, size_t errlen)
+/*
+ * reuseport: the workers' listeners. Without it: a probe bound (never
+ * listening) before them, because SO_REUSEPORT would otherwise let this
+ * process join another one already serving the port, and the kernel would
+ * silently split the clients between two gateways.
+ */
+static int listen_socket(const struct gw_config *cfg, bool reuseport, char *err, size_t errlen)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
 	char port[16];
@@ -297,8 +303,8 @@ static int listen_socket(const struct gw_config *cfg, char *err, size_t errlen)
 		goto fail;
 	/* One listener per worker on the same port: the kernel spreads connections. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096))
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) || (reuseport && listen(fd, 4096)))
 		goto fail;
 	freeaddrinfo(ai);
 	return fd;
@@ -329,6 +335,7 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 	wk->lfd = -1;
 	gw_buf_init(&wk->out, LWS_PRE + TP_HDR_ROOM);
 	gw_buf_init(&wk->zout, LWS_PRE + TP_HDR_ROOM);
+	gw_buf_init(&wk->ws_shared.frame, LWS_PRE);
 	wk->gzip = tp_gzip_new((int)cfg->gzip_level);
 	wk->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!wk->gzip || !wk->loop) {
@@ -366,7 +373,7 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 		snprintf(err, errlen, "worker %u: no vhost", wk->id);
 		return -1;
 	}
-	wk->lfd = listen_socket(cfg, err, errlen);
+	wk->lfd = listen_socket(cfg, true, err, errlen);
 	if (wk->lfd < 0)
 		return -1;
 	ev_io_init(&wk->accept_w, accept_cb, wk->lfd, EV_READ);
@@ -406,6 +413,7 @@ static void worker_fini(struct tp_worker *wk)
 	tp_gzip_free(wk->gzip);
 	gw_buf_free(&wk->out);
 	gw_buf_free(&wk->zout);
+	gw_buf_free(&wk->ws_shared.frame);
 }
 
 static void *worker_main(void *arg)
@@ -448,8 +456,14 @@ struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *
 		.name = "livegate",
 		.callback = callback,
 		.per_session_data_size = sizeof(struct tp_conn),
-		/* Small rx buffer: idle WebSockets cost little; we reassemble messages ourselves. */
-		.rx_buffer_size = 1024,
+		/*
+		 * lws keeps one rx buffer of this size per WebSocket for as long as it is
+		 * open, and hands us what arrives in pieces of at most this size (we
+		 * reassemble messages ourselves). 256 bytes holds any control frame
+		 * (payload <= 125) and keeps an idle WebSocket near 2 KB of userspace:
+		 * measured 2.85 KB at 1024, 2.3 KB at 512, 2.05 KB at 256 (docs/benchmarks.md).
+		 */
+		.rx_buffer_size = 256,
 		/* lws caps each send at tx_packet_size (else rx_buffer_size): let batches go whole. */
 		.tx_packet_size = 65536,
 	};
@@ -460,6 +474,11 @@ struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	/* The port must be free of other processes before our listeners share it. */
+	int probe = listen_socket(cfg, false, err, errlen);
+	if (probe < 0)
+		goto fail;
+	close(probe);
 	for (i = 0; i < srv->nworkers; i++) {
 		srv->workers[i].id = i;
 		if (worker_init(srv, &srv->workers[i], err, errlen))

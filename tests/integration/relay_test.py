@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import select
 import selectors
 import signal
@@ -127,6 +128,7 @@ class Relay:
 
     def __init__(self, upstream_port, *flags):
         self.log = tempfile.NamedTemporaryFile(prefix="lgrelay-", suffix=".log", delete=False)
+        self.final_stderr = None  # kept in memory once stopped; the log file is then removed
         self.argv = [RELAY, "--listen", "%s:0" % HOST, "--upstream", "%s:%d" % (HOST, upstream_port),
                      "--seed", "1"] + list(flags)
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -143,6 +145,8 @@ class Relay:
         self.ctl_buf = b""
 
     def stderr(self):
+        if self.final_stderr is not None:
+            return self.final_stderr
         with open(self.log.name, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
@@ -170,6 +174,12 @@ class Relay:
     def stats(self):
         return self.ctl("stats")
 
+    def sanitizer_report(self):
+        """The first sanitizer report in the relay's stderr (ASan/UBSan builds), or None."""
+        txt = self.stderr()
+        m = re.search(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:", txt)
+        return txt[max(0, m.start() - 200):m.start() + 4000] if m else None
+
     def stop(self):
         if self.ctl_sock:
             self.ctl_sock.close()
@@ -182,6 +192,10 @@ class Relay:
                 self.proc.wait(5)
                 raise AssertionError("lg-relay ignored SIGTERM for 5 s")
         self.proc.stdout.close()
+        if self.final_stderr is None:
+            self.final_stderr = self.stderr()
+            self.log.close()
+            os.unlink(self.log.name)
         return self.proc.returncode
 
 
@@ -280,7 +294,7 @@ class RelayCase(unittest.TestCase):
         def stop():
             rc = r.stop()
             self.assertEqual(rc, 0, "lg-relay exit code %s on SIGTERM\n%s" % (rc, r.stderr()))
-            os.unlink(r.log.name)
+            self.assertIsNone(r.sanitizer_report())
         self.addCleanup(stop)
         return r
 
@@ -365,12 +379,12 @@ class RelayEchoTest(RelayCase):
         self.assertEqual((st["accepted"], st["open"], st["cut"]), (k, 0, k), st)
 
     def test_runtime_set_stops_cuts(self):
-        r = self.relay("--cut-min-ms", "1000", "--cut-max-ms", "1500")
+        r = self.relay("--cut-min-ms", "2000", "--cut-max-ms", "2500")
         s = self.sock(r.port)
         roundtrip(s, b"x")
         ans = r.ctl("set cut_min_ms=0 cut_max_ms=0")
         self.assertTrue(ans["ok"], ans)
-        time.sleep(2.0)  # past every lifetime that was drawn
+        time.sleep(2.8)  # past every lifetime that was drawn
         roundtrip(s, b"still here")
         s2 = self.sock(r.port)
         roundtrip(s2, b"new one")
@@ -398,7 +412,7 @@ class RelayEchoTest(RelayCase):
         s = self.sock(r.port)
         roundtrip(s, b"before")
         t0 = time.monotonic()
-        self.assertEqual(r.ctl("stall 800"), {"ok": True, "stall_ms": 800})
+        self.assertEqual(r.ctl("stall 1500"), {"ok": True, "stall_ms": 1500})
         self.assertTrue(r.stats()["stalled"])
         s.sendall(b"held")
         # a connection made during the stall completes in the kernel but is not accepted
@@ -406,9 +420,9 @@ class RelayEchoTest(RelayCase):
         s2.sendall(b"held too")
         self.assertEqual(r.stats()["accepted"], 1)
         self.assertEqual(recv_exact(s, 4), b"held")
-        self.assertGreaterEqual(time.monotonic() - t0, 0.8)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.5)
         self.assertEqual(recv_exact(s2, 8), b"held too")
-        self.assertGreaterEqual(time.monotonic() - t0, 0.8)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.5)
         st = r.stats()
         self.assertFalse(st["stalled"])
         self.assertEqual(st["accepted"], 2)
@@ -448,8 +462,12 @@ class RelayEchoTest(RelayCase):
 
     def test_upstream_refused(self):
         r = self.relay(upstream=lg.free_port())
-        s = self.sock(r.port)
-        wait_reset(s, 10)
+        try:
+            s = self.sock(r.port)
+        except ConnectionResetError:
+            pass  # the reset beat connect()'s own wake-up (socket timeouts poll)
+        else:
+            wait_reset(s, 10)
         lg.wait_for(lambda: r.stats()["failed"] == 1, 5, what="failed == 1")
         self.assertEqual(r.stats()["open"], 0)
 
@@ -572,6 +590,7 @@ class RelayGatewayTest(lg.ServerTest):
 
         def stop():
             self.assertEqual(r.stop(), 0, r.stderr())
+            self.assertIsNone(r.sanitizer_report())
         self.addCleanup(stop)
         return r
 
@@ -584,7 +603,8 @@ class RelayGatewayTest(lg.ServerTest):
 
     def test_websocket_cut_has_no_close_frame(self):
         import websockets
-        cut_min, cut_max = 500, 800
+        # long enough for the handshake and one message even on a loaded machine
+        cut_min, cut_max = 2000, 2500
         r = self.relay("--cut-min-ms", str(cut_min), "--cut-max-ms", str(cut_max))
         rm = lg.room()
 

@@ -1,6 +1,6 @@
 /*
  * nm_params: strict numbers, ranges, key spelling, all-or-nothing `set`,
- * cross-field rules, the JSON form, host:port splitting and JSON strings.
+ * cross-field rules, the JSON form and JSON strings.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,43 +150,14 @@ static void test_json(void **state)
 	n = nm_params_json(&p, buf, sizeof(buf));
 	assert_int_equal(n, (int)strlen(buf));
 	assert_string_equal(buf, "{\"delay_ms\":50,\"jitter_ms\":0,\"rate_kbps\":0,"
-				 "\"burst_bytes\":16384,\"stall_every_ms\":0,\"stall_ms\":0,"
-				 "\"cut_min_ms\":0,\"cut_max_ms\":0,\"buf_bytes\":262144,"
-				 "\"max_conns\":8000,\"connect_timeout_ms\":5000}");
+	                         "\"burst_bytes\":16384,\"stall_every_ms\":0,\"stall_ms\":0,"
+	                         "\"cut_min_ms\":0,\"cut_max_ms\":0,\"buf_bytes\":262144,"
+	                         "\"max_conns\":8000,\"connect_timeout_ms\":5000}");
 	/* too small: terminated, and the result is the length it needed */
 	m = nm_params_json(&p, small, sizeof(small));
 	assert_int_equal(m, n);
 	assert_true(strlen(small) < sizeof(small));
 	assert_memory_equal(small, buf, strlen(small));
-}
-
-static void test_hostport(void **state)
-{
-	char host[16];
-	int port = -1;
-
-	(void)state;
-	assert_int_equal(nm_hostport_split("127.0.0.1:8080", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "127.0.0.1");
-	assert_int_equal(port, 8080);
-	assert_int_equal(nm_hostport_split("[::1]:0", host, sizeof(host), &port), 0);
-	assert_string_equal(host, "::1");
-	assert_int_equal(port, 0);
-	assert_int_equal(nm_hostport_split("localhost:65535", host, sizeof(host), &port), 0);
-	assert_int_equal(port, 65535);
-	port = -1;
-	assert_int_equal(nm_hostport_split("::1:80", host, sizeof(host), &port), -1);
-	assert_int_equal(nm_hostport_split("host", host, sizeof(host), &port), -1);
-	assert_int_equal(nm_hostport_split("host:", host, sizeof(host), &port), -1);
-	assert_int_equal(nm_hostport_split(":80", host, sizeof(host), &port), -1);
-	assert_int_equal(nm_hostport_split("[]:80", host, sizeof(host), &port), -1);
-	assert_int_equal(nm_hostport_split("[::1]80", host, sizeof(host), &port), -1);
-	assert_int_equal(nm_hostport_split("h:65536", host, sizeof(host), &port), -1);
-	assert_int_equal(nm_hostport_split("h:-1", host, sizeof(host), &port), -1);
-	assert_int_equal(nm_hostport_split("h:8o", host, sizeof(host), &port), -1);
-	assert_int_equal(nm_hostport_split("a-very-long-hostname:1", host, sizeof(host), &port),
-			 -1);
-	assert_int_equal(port, -1);
 }
 
 static void test_json_str(void **state)
@@ -213,13 +184,9 @@ static void test_json_str(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_i64),
-	    cmocka_unit_test(test_defaults_and_set),
-	    cmocka_unit_test(test_check),
-	    cmocka_unit_test(test_apply_all_or_nothing),
-	    cmocka_unit_test(test_json),
-	    cmocka_unit_test(test_hostport),
-	    cmocka_unit_test(test_json_str),
+	    cmocka_unit_test(test_parse_i64), cmocka_unit_test(test_defaults_and_set),
+	    cmocka_unit_test(test_check),     cmocka_unit_test(test_apply_all_or_nothing),
+	    cmocka_unit_test(test_json),      cmocka_unit_test(test_json_str),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
