@@ -27,7 +27,15 @@ struct client {
 	double tokens;       /* danmaku budget (see suppress_*) */
 	int64_t tokens_ms;
 	enum gw_transport tokens_tp;
+	int64_t told_ms;     /* advice for another transport last put in a poll answer */
+	enum gw_transport told_tp;
 };
+
+/*
+ * A poll client that stays where it is against the advice (pinned, or an old
+ * client) is told again at most this often, not in every answer.
+ */
+#define ADVICE_REPEAT_MS 10000
 
 struct stripe {
 	pthread_mutex_t lock;
@@ -283,6 +291,19 @@ static void fill(struct gw_clients *cl, const struct client *c, double room_rate
 	adv->connected_min = c->rate.connected_ms / 60000.0;
 }
 
+/* Stripe lock held: should a poll answer on transport `on` carry adv? */
+static bool tell(struct client *c, const struct gw_advice *adv, enum gw_transport on,
+		 int64_t now_ms)
+{
+	if (adv->transport == on)
+		return false;
+	if (c->told_ms && c->told_tp == adv->transport && now_ms - c->told_ms < ADVICE_REPEAT_MS)
+		return false;
+	c->told_ms = now_ms;
+	c->told_tp = adv->transport;
+	return true;
+}
+
 void gw_clients_connect(struct gw_clients *cl, const char *id, size_t len, double room_rate,
 			int64_t now_ms, struct gw_advice *adv)
 {
@@ -348,6 +369,7 @@ int gw_clients_poll(struct gw_clients *cl, const char *id, size_t len, int64_t w
 	const struct gw_config *cfg = cl->cfg;
 	struct stripe *st = stripe_of(cl, id, len);
 	struct client *c;
+	int64_t iv = 0;
 	int rc = 0;
 
 	pthread_mutex_lock(&st->lock);
@@ -363,9 +385,9 @@ int gw_clients_poll(struct gw_clients *cl, const char *id, size_t len, int64_t w
 		c->lp_held++;
 		c->sp_ms = 0;
 	} else {
-		int64_t iv = c->sp_interval ? c->sp_interval : cfg->adapt_shortpoll_min_ms;
 		int64_t since = now_ms - c->sp_ms;
 
+		iv = c->sp_interval ? c->sp_interval : cfg->adapt_shortpoll_min_ms;
 		if (c->sp_ms && since < iv / 2) {
 			*retry_ms = iv - since;
 			rc = -1;
@@ -379,8 +401,11 @@ int gw_clients_poll(struct gw_clients *cl, const char *id, size_t len, int64_t w
 	}
 	tick(cl, c, now_ms);
 	fill(cl, c, room_rate, adv);
-	if (wait_s == 0) {
-		adv->send = adv->transport != GW_TP_SHORTPOLL || adv->interval_ms != c->sp_interval;
+	if (rc) {
+		adv->interval_ms = iv; /* whatever the advice, this is the pace enforced */
+	} else if (wait_s == 0) {
+		adv->send = adv->transport == GW_TP_SHORTPOLL ? adv->interval_ms != c->sp_interval
+							      : tell(c, adv, GW_TP_SHORTPOLL, now_ms);
 		if (adv->transport == GW_TP_SHORTPOLL)
 			c->sp_interval = adv->interval_ms;
 	}
@@ -408,7 +433,7 @@ void gw_clients_poll_end(struct gw_clients *cl, const char *id, size_t len, bool
 	}
 	if (adv) {
 		fill(cl, c, room_rate, adv);
-		adv->send = adv->transport != GW_TP_LONGPOLL;
+		adv->send = c ? tell(c, adv, GW_TP_LONGPOLL, now_ms) : false;
 	}
 	pthread_mutex_unlock(&st->lock);
 }

@@ -182,9 +182,19 @@ static void test_what_counts(void **state)
 	/* Long-poll aborted mid-wait: one; answered: none. */
 	assert_int_equal(gw_clients_poll(cl, ID("l"), 25, 0, 0, &a, &retry), 0);
 	gw_clients_poll_end(cl, ID("l"), false, 0, 5000, &a);
-	/* A long-poll client whose rate is low is advised up to ws in every answer. */
+	/* A long-poll client whose rate is low is advised up to ws; told again only after
+	 * ADVICE_REPEAT_MS (10 s) if it stays, not in every answer. */
 	assert_true(a.send);
 	assert_int_equal(a.transport, GW_TP_WS);
+	assert_int_equal(gw_clients_poll(cl, ID("l2"), 25, 0, 0, &a, &retry), 0);
+	gw_clients_poll_end(cl, ID("l2"), false, 0, 100, &a);
+	assert_true(a.send);
+	assert_int_equal(gw_clients_poll(cl, ID("l2"), 25, 0, 100, &a, &retry), 0);
+	gw_clients_poll_end(cl, ID("l2"), false, 0, 9000, &a);
+	assert_false(a.send);
+	assert_int_equal(gw_clients_poll(cl, ID("l2"), 25, 0, 9000, &a, &retry), 0);
+	gw_clients_poll_end(cl, ID("l2"), false, 0, 10100, &a);
+	assert_true(a.send);
 	assert_int_equal(gw_clients_poll(cl, ID("l"), 25, 0, 5100, &a, &retry), 0);
 	gw_clients_poll_end(cl, ID("l"), true, 0, 6000, NULL);
 	assert_float_equal(disconnects(cl, "l", 6000), 1, 1e-3);
@@ -210,6 +220,7 @@ static void test_what_counts(void **state)
 	assert_int_equal(adv_iv, cfg.adapt_shortpoll_max_ms);
 	assert_int_equal(gw_clients_poll(cl, ID("s"), 0, 0, t + adv_iv / 4, &a, &retry), -1);
 	assert_int_equal(retry, adv_iv - adv_iv / 4);
+	assert_int_equal(a.interval_ms, adv_iv);
 	/* The refused poll did not move the reference: half an interval later it passes. */
 	assert_int_equal(gw_clients_poll(cl, ID("s"), 0, 0, t + adv_iv / 2, &a, &retry), 0);
 	gw_clients_free(cl);
