@@ -132,7 +132,6 @@ class ResumeBase(lg.ServerTest):
     timeout = 120
     generous = False
     workers = None
-    _note = None
 
     @classmethod
     def make_server(cls):
@@ -140,20 +139,6 @@ class ResumeBase(lg.ServerTest):
         if cls.workers is not None:
             args += ["--workers", str(cls.workers)]
         return lg.Server(args, generous=False)
-
-    def setUp(self):
-        try:
-            super().setUp()
-        except lg.ServerStartError as e:
-            if type(self).workers is None or "workers" not in str(e):
-                raise
-            # --workers not accepted yet: fall back to the default and say so
-            type(self)._note = "NOTE: --workers %s refused, ran with the default: %s" % (
-                type(self).workers, str(e).splitlines()[0])
-            print(type(self)._note)
-            type(self).workers = None
-            type(self)._start_error = None
-            super().setUp()
 
     def resume_all(self):
         rm = lg.room()
@@ -179,8 +164,6 @@ class ResumeBase(lg.ServerTest):
         # after the end, every transport agrees there is nothing more
         b = self.srv.poll_json(rm, since=con.cursor)
         self.assertEqual((b["msgs"], b["gap"]), ([], False))
-        if self._note:
-            print(self._note)
 
 
 class ResumeWorkers1(ResumeBase):

@@ -1146,6 +1146,368 @@ static void test_concurrent_publish_and_dispatch_loses_no_wakeup(void **state)
 	gw_rooms_free(th.rs);
 }
 
+/* ---- threads: several publishers, a ring that overruns its subscribers ---- */
+
+/*
+ * Three publishers flood a room whose ring holds ~50 messages while two
+ * worker threads deliver to four subscribers in small and large batches. One
+ * subscriber stops reading (its notifications are only remembered) until
+ * half the messages are out, as a WebSocket whose client stalled: it must
+ * then get a batch with gap:true and carry on from there. Every batch is
+ * checked on the worker thread: the exact bytes of each message (rebuilt
+ * from the publisher and index it names), seq contiguous within the batch and
+ * from the cursor unless the batch says gap, the cursor, each publisher's
+ * order and ts never decreasing.
+ */
+#define OV_WORKERS 2
+#define OV_PUBLISHERS 3
+#define OV_EACH 8000
+#define OV_TOTAL ((uint64_t)OV_PUBLISHERS * OV_EACH)
+
+struct ov {
+	struct gw_rooms *rs;
+	struct gw_room *room;
+	uint64_t epoch;
+	struct wakes wk;
+	pthread_barrier_t start;
+	_Atomic uint64_t published;
+	_Atomic int publishers_done;
+	_Atomic int resume; /* the stalled subscriber reads again */
+};
+
+struct ov_sub {
+	struct gw_sub sub;
+	struct ov *ov;
+	struct gw_buf *out; /* its worker's buffer */
+	size_t max_bytes;
+	bool stalled; /* ignores notifications until ov->resume */
+	bool owed;    /* notified while stalled */
+	struct gw_pos pos;
+	uint64_t last_i[OV_PUBLISHERS];
+	int64_t last_ts;
+	uint64_t received, batches, gaps, problems;
+	char why[200];
+};
+
+#define OV_SUBS 2 /* per worker */
+
+struct ov_worker {
+	struct ov *ov;
+	unsigned id;
+	struct gw_buf out;
+	struct ov_sub subs[OV_SUBS];
+	bool timed_out;
+};
+
+/* `"type":"t","w":W,"i":I,"pad":"…"}`, 0..150 pad bytes chosen by (w, i). */
+static size_t ov_rest(unsigned w, uint64_t i, char *out)
+{
+	size_t n = (size_t)sprintf(out, "\"type\":\"t\",\"w\":%u,\"i\":%" PRIu64 ",\"pad\":\"", w,
+				   i);
+	size_t pad = (size_t)((i * 13 + w * 41) % 151);
+
+	for (size_t k = 0; k < pad; k++)
+		out[n++] = (char)('A' + (i * 5 + w * 11 + k) % 26);
+	out[n++] = '"';
+	out[n++] = '}';
+	return n;
+}
+
+/* At *p: the literal `lit`, then an unsigned decimal, then `end`; advances *p past them. */
+static bool ov_field(const char **p, const char *limit, const char *lit, char end, uint64_t *v)
+{
+	size_t n = strlen(lit);
+	const char *s = *p;
+
+	if ((size_t)(limit - s) < n || memcmp(s, lit, n))
+		return false;
+	s += n;
+	*v = 0;
+	if (s >= limit || *s < '0' || *s > '9')
+		return false;
+	while (s < limit && *s >= '0' && *s <= '9') {
+		if (*v > (UINT64_MAX - 9) / 10)
+			return false;
+		*v = *v * 10 + (uint64_t)(*s++ - '0');
+	}
+	if (s >= limit || *s != end)
+		return false;
+	*p = s + 1;
+	return true;
+}
+
+#define OV_BAD(s, ...)                                                                             \
+	do {                                                                                       \
+		(s)->problems++;                                                                   \
+		if (!(s)->why[0])                                                                  \
+			snprintf((s)->why, sizeof((s)->why), __VA_ARGS__);                         \
+	} while (0)
+
+/* Check the batch in s->out, built from `before`; worker thread (no cmocka calls). */
+static bool ov_check(struct ov_sub *s, uint64_t before, const struct gw_batch *info)
+{
+	const char *p = gw_buf_data(s->out), *end = p + s->out->len;
+	char want[512];
+	uint64_t prev = before;
+	size_t count = 0;
+	struct gw_cursor cur;
+	const char *q;
+
+	q = "{\"room\":\"stall\",\"msgs\":[";
+	if ((size_t)(end - p) < strlen(q) || memcmp(p, q, strlen(q))) {
+		OV_BAD(s, "batch head: %.*s", (int)(end - p < 60 ? end - p : 60), p);
+		return false;
+	}
+	p += strlen(q);
+	while (p < end && *p == '{') {
+		uint64_t seq, ts, w, i;
+		size_t n;
+
+		q = p;
+		if (!ov_field(&q, end, "{\"seq\":", ',', &seq) ||
+		    !ov_field(&q, end, "\"ts\":", ',', &ts) ||
+		    !ov_field(&q, end, "\"type\":\"t\",\"w\":", ',', &w) ||
+		    !ov_field(&q, end, "\"i\":", ',', &i) || w >= OV_PUBLISHERS || i >= OV_EACH) {
+			OV_BAD(s, "after %" PRIu64 ": bad message %.*s", prev,
+			       (int)(end - p < 60 ? end - p : 60), p);
+			return false;
+		}
+		n = (size_t)sprintf(want, "{\"seq\":%" PRIu64 ",\"ts\":%" PRIu64 ",", seq, ts);
+		n += ov_rest((unsigned)w, i, want + n);
+		if ((size_t)(end - p) < n || memcmp(p, want, n)) {
+			OV_BAD(s, "seq %" PRIu64 ": not the bytes publisher %" PRIu64
+				  " sent as its message %" PRIu64, seq, w, i);
+			return false;
+		}
+		p += n;
+		if (count ? seq != prev + 1 : (seq <= before || (seq > before + 1) != info->gap))
+			OV_BAD(s, "seq %" PRIu64 " after %" PRIu64 " (gap=%d, batch message %zu)",
+			       seq, prev, info->gap, count);
+		if (s->last_i[w] != UINT64_MAX && i <= s->last_i[w])
+			OV_BAD(s, "publisher %" PRIu64 ": message %" PRIu64 " after %" PRIu64, w, i,
+			       s->last_i[w]);
+		if ((int64_t)ts < s->last_ts)
+			OV_BAD(s, "seq %" PRIu64 ": ts went back", seq);
+		s->last_i[w] = i;
+		s->last_ts = (int64_t)ts;
+		prev = seq;
+		count++;
+		if (p < end && *p == ',')
+			p++;
+	}
+	q = "],\"cursor\":\"";
+	if ((size_t)(end - p) < strlen(q) || memcmp(p, q, strlen(q))) {
+		OV_BAD(s, "no cursor after the messages");
+		return false;
+	}
+	p += strlen(q);
+	q = memchr(p, '"', (size_t)(end - p));
+	if (!q || gw_cursor_parse(p, (size_t)(q - p), &cur)) {
+		OV_BAD(s, "unparsable cursor");
+		return false;
+	}
+	p = q;
+	q = info->gap ? "\",\"gap\":true}" : "\",\"gap\":false}";
+	if ((size_t)(end - p) != strlen(q) || memcmp(p, q, strlen(q)))
+		OV_BAD(s, "batch tail does not match gap=%d", info->gap);
+	/* The cursor names the last message sent (or where a gap with none left us). */
+	if (count != info->count || cur.epoch != s->ov->epoch || cur.seq != s->pos.after ||
+	    (count && cur.seq != prev) || (!count && !info->gap && cur.seq != before))
+		OV_BAD(s, "cursor %" PRIu64 " after %zu messages ending at %" PRIu64, cur.seq,
+		       count, prev);
+	s->received += count;
+	s->batches++;
+	s->gaps += info->gap;
+	return true;
+}
+
+/* What a transport's writable callback does: send batches until none is due. */
+static void ov_drain(struct ov_sub *s)
+{
+	for (int guard = 0; guard < 100000; guard++) {
+		struct gw_batch info;
+		uint64_t before = s->pos.after;
+
+		if (!gw_pos_pending(s->sub.room, &s->pos))
+			return;
+		gw_buf_reset(s->out);
+		if (gw_batch_build(s->sub.room, &s->pos, s->max_bytes, s->out, &info)) {
+			OV_BAD(s, "gw_batch_build failed");
+			return;
+		}
+		if (!ov_check(s, before, &info))
+			return;
+	}
+}
+
+static void ov_notify(struct gw_sub *sub)
+{
+	struct ov_sub *s = (struct ov_sub *)((char *)sub - offsetof(struct ov_sub, sub));
+
+	if (s->stalled && !atomic_load(&s->ov->resume)) {
+		s->owed = true; /* a stalled client: the writable callback never comes */
+		return;
+	}
+	ov_drain(s);
+}
+
+static const struct gw_sub_ops ov_ops = {"overrun", ov_notify};
+
+static void *ov_worker_main(void *arg)
+{
+	struct ov_worker *w = arg;
+	struct ov *ov = w->ov;
+	int64_t deadline;
+
+	gw_buf_init(&w->out, 0);
+	for (int i = 0; i < OV_SUBS; i++) {
+		struct ov_sub *s = &w->subs[i];
+		struct gw_err err;
+
+		s->sub.ops = &ov_ops;
+		s->ov = ov;
+		s->out = &w->out;
+		for (int k = 0; k < OV_PUBLISHERS; k++)
+			s->last_i[k] = UINT64_MAX;
+		gw_room_subscribe(ov->room, &s->sub, w->id);
+		if (gw_pos_resolve(ov->room, NULL, &s->pos, &err))
+			OV_BAD(s, "resolve failed");
+	}
+	pthread_barrier_wait(&ov->start);
+	deadline = gw_clock_mono_ms() + 60000;
+	for (;;) {
+		bool done = atomic_load(&ov->publishers_done) == OV_PUBLISHERS;
+
+		for (int i = 0; i < OV_SUBS && done; i++)
+			done = w->subs[i].pos.after == OV_TOTAL;
+		if (done)
+			break;
+		if (gw_clock_mono_ms() > deadline) {
+			w->timed_out = true;
+			break;
+		}
+		if (atomic_exchange(&ov->wk.flag[w->id], 0))
+			gw_rooms_dispatch(ov->rs, w->id);
+		else
+			sched_yield();
+		/* The stalled client reads again: what it was owed goes out now. */
+		for (int i = 0; i < OV_SUBS; i++) {
+			struct ov_sub *s = &w->subs[i];
+
+			if (s->owed && atomic_load(&ov->resume)) {
+				s->owed = false;
+				ov_drain(s);
+			}
+		}
+	}
+	for (int i = 0; i < OV_SUBS; i++)
+		gw_room_unsubscribe(&w->subs[i].sub);
+	gw_buf_free(&w->out);
+	return NULL;
+}
+
+struct ov_publisher {
+	struct ov *ov;
+	unsigned id;
+	bool failed;
+};
+
+static void *ov_publisher_main(void *arg)
+{
+	struct ov_publisher *p = arg;
+	struct ov *ov = p->ov;
+	char rest[256];
+
+	pthread_barrier_wait(&ov->start);
+	for (uint64_t i = 0; i < OV_EACH; i++) {
+		size_t n = ov_rest(p->id, i, rest);
+
+		if (!gw_room_publish(ov->room, rest, n)) {
+			p->failed = true;
+			break;
+		}
+		if (atomic_fetch_add(&ov->published, 1) + 1 == OV_TOTAL / 2)
+			atomic_store(&ov->resume, 1);
+		if (i % 64 == 0)
+			sched_yield();
+	}
+	atomic_fetch_add(&ov->publishers_done, 1);
+	return NULL;
+}
+
+static void test_overrun_subscribers_get_gap_then_contiguous_batches(void **state)
+{
+	struct gw_rooms_conf conf = {
+		.workers = OV_WORKERS,
+		.ring_slots = 64,
+		.ring_bytes = 8192, /* ~50 of these messages: bytes evict as well as slots */
+		.window_ms = 600000,
+		.max_rooms = 4,
+	};
+	/* Batch limits per subscriber; 0 marks the stalled one. */
+	const size_t limits[OV_WORKERS][OV_SUBS] = {{256, BIG}, {1024, 0}};
+	struct ov ov;
+	struct ov_worker w[OV_WORKERS];
+	struct ov_publisher p[OV_PUBLISHERS];
+	pthread_t tw[OV_WORKERS], tp[OV_PUBLISHERS];
+
+	(void)state;
+	memset(&ov, 0, sizeof(ov));
+	ov.rs = gw_rooms_new(&conf);
+	assert_non_null(ov.rs);
+	gw_rooms_set_waker(ov.rs, record_wake, &ov.wk);
+	ov.room = acquire(ov.rs, "stall");
+	ov.epoch = gw_ring_epoch(gw_room_ring(ov.room));
+	assert_int_equal(pthread_barrier_init(&ov.start, NULL, OV_WORKERS + OV_PUBLISHERS), 0);
+	for (unsigned i = 0; i < OV_WORKERS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].ov = &ov;
+		w[i].id = i;
+		for (int j = 0; j < OV_SUBS; j++) {
+			w[i].subs[j].max_bytes = limits[i][j] ? limits[i][j] : BIG;
+			w[i].subs[j].stalled = !limits[i][j];
+		}
+		assert_int_equal(pthread_create(&tw[i], NULL, ov_worker_main, &w[i]), 0);
+	}
+	for (unsigned i = 0; i < OV_PUBLISHERS; i++) {
+		p[i] = (struct ov_publisher){&ov, i, false};
+		assert_int_equal(pthread_create(&tp[i], NULL, ov_publisher_main, &p[i]), 0);
+	}
+	for (int i = 0; i < OV_PUBLISHERS; i++)
+		pthread_join(tp[i], NULL);
+	for (int i = 0; i < OV_WORKERS; i++)
+		pthread_join(tw[i], NULL);
+	pthread_barrier_destroy(&ov.start);
+
+	for (int i = 0; i < OV_PUBLISHERS; i++)
+		assert_false(p[i].failed);
+	assert_true(gw_ring_head(gw_room_ring(ov.room)) == OV_TOTAL);
+	for (int i = 0; i < OV_WORKERS; i++) {
+		for (int j = 0; j < OV_SUBS; j++) {
+			struct ov_sub *s = &w[i].subs[j];
+
+			print_message("  worker %d sub %d (%s, max_bytes %zu): %" PRIu64
+				      " batches, %" PRIu64 " messages, %" PRIu64 " gaps\n",
+				      i, j, s->stalled ? "stalled" : "reading", s->max_bytes,
+				      s->batches, s->received, s->gaps);
+			if (s->problems)
+				fail_msg("worker %d sub %d: %" PRIu64 " problems; first: %s", i, j,
+					 s->problems, s->why);
+			if (w[i].timed_out || s->pos.after != OV_TOTAL)
+				fail_msg("worker %d sub %d stuck at %" PRIu64 " of %" PRIu64, i, j,
+					 s->pos.after, OV_TOTAL);
+			/* A gap is the only way to receive fewer than all. */
+			assert_true(s->received <= OV_TOTAL);
+			assert_true(s->received == OV_TOTAL || s->gaps > 0);
+			/* Stalled past ~12,000 messages of a ~50-message ring: overrun for sure. */
+			if (s->stalled)
+				assert_true(s->gaps >= 1 && s->received < OV_TOTAL);
+		}
+	}
+	gw_room_release(ov.room);
+	gw_rooms_free(ov.rs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1169,6 +1531,7 @@ int main(void)
 		cmocka_unit_test(test_reap_never_takes_a_room_with_a_subscriber),
 		cmocka_unit_test(test_reap_waits_for_pending_dispatch),
 		cmocka_unit_test(test_concurrent_publish_and_dispatch_loses_no_wakeup),
+		cmocka_unit_test(test_overrun_subscribers_get_gap_then_contiguous_batches),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
