@@ -335,7 +335,6 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 	wk->lfd = -1;
 	gw_buf_init(&wk->out, LWS_PRE + TP_HDR_ROOM);
 	gw_buf_init(&wk->zout, LWS_PRE + TP_HDR_ROOM);
-	gw_buf_init(&wk->ws_shared.frame, LWS_PRE);
 	wk->gzip = tp_gzip_new((int)cfg->gzip_level);
 	wk->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!wk->gzip || !wk->loop) {
@@ -413,7 +412,6 @@ static void worker_fini(struct tp_worker *wk)
 	tp_gzip_free(wk->gzip);
 	gw_buf_free(&wk->out);
 	gw_buf_free(&wk->zout);
-	gw_buf_free(&wk->ws_shared.frame);
 }
 
 static void *worker_main(void *arg)
