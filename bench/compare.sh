@@ -2,7 +2,8 @@
 # livegate against Nchan, side by side, with the same load generator (bench/fanout.c).
 #
 # For every scenario, rate and run, each server is started fresh, pinned to the
-# same cores (--server-cpus), loaded by the same `fanout` command pinned to
+# same cores (--server-cpus: taskset for livegate, worker_cpu_affinity for the
+# nginx workers), loaded by the same `fanout` command pinned to
 # --gen-cpus, and stopped; the table shows the medians of --runs runs and the
 # ratio livegate / Nchan. Nginx + libnginx-mod-nchan are installed with apt when
 # missing (the benchmark needs them, the tests do not); the nginx configuration
@@ -24,7 +25,7 @@
 #   --workers N            livegate workers / nginx worker processes (default: cpus in list)
 #   --procs P              generator client processes (default 2)
 #   --duration S --warmup S   measured window and warm-up, seconds (default 10, 2)
-#   --ws-conns N --ws-rates "R1 R2 .." --ws-msg-bytes B   (10000, "20 200", 100)
+#   --ws-conns N --ws-rates "R1 R2 .." --ws-msg-bytes B   (10000, "10 50 100 200", 100)
 #   --poll-conns N --poll-rate R --poll-interval-ms I     (2000, 500, 0)
 #   --idle-conns N         (15000)
 #   --flush-interval-ms F  livegate's room flush interval (default: livegate's default)
@@ -43,7 +44,7 @@ procs=2
 duration=10
 warmup=2
 ws_conns=10000
-ws_rates="20 200"
+ws_rates="10 50 100 200"
 ws_bytes=100
 poll_conns=2000
 poll_rate=500
@@ -82,8 +83,10 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(ws poll idle)
-[ -x "$build/livegate" ] && [ -x "$build/fanout" ] ||
-	{ echo "compare.sh: build livegate and fanout in $build first (cmake --build $build)" >&2; exit 2; }
+if [ ! -x "$build/livegate" ] || [ ! -x "$build/fanout" ]; then
+	echo "compare.sh: build livegate and fanout in $build first (cmake --build $build)" >&2
+	exit 2
+fi
 ncpus=$(echo "$server_cpus" | tr ',' '\n' | wc -l)
 [ -n "$workers" ] || workers=$ncpus
 lg_port=$port
@@ -105,6 +108,7 @@ results=$out/results.txt
 : >"$results"
 
 server_pid=
+server_cmd=
 cleanup() {
 	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
 		kill -TERM "$server_pid" 2>/dev/null || true
@@ -202,16 +206,19 @@ start_server() {
 	local which=$1 dir=$2
 	if [ "$which" = livegate ]; then
 		rm -rf "$dir/data"
-		# shellcheck disable=SC2086
-		taskset -c "$server_cpus" "$build/livegate" --port "$lg_port" --workers "$workers" \
-			--data-dir "$dir/data" --log-level warn --max-connections 100000 \
-			--rate-uid 1000000 --burst-uid 1000000 --rate-room 10000000 --burst-room 10000000 \
-			${flush:+--flush-interval-ms "$flush"} $lg_extra >>"$dir/livegate.log" 2>&1 &
+		# shellcheck disable=SC2206
+		local cmd=(taskset -c "$server_cpus" "$build/livegate" --port "$lg_port" --workers "$workers"
+			--data-dir "$dir/data" --log-level warn --max-connections 100000
+			--rate-uid 1000000 --burst-uid 1000000 --rate-room 10000000 --burst-room 10000000
+			${flush:+--flush-interval-ms "$flush"} $lg_extra)
+		server_cmd="${cmd[*]}"
+		"${cmd[@]}" >>"$dir/livegate.log" 2>&1 &
 		server_pid=$!
 		wait_port "$lg_port"
 		server_pids=$server_pid
 	else
 		write_nginx_conf "$dir"
+		server_cmd="nginx -c $dir/nginx.conf -p $dir -e $dir/error.log"
 		nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log" &
 		server_pid=$!
 		wait_port "$ng_port"
@@ -231,9 +238,11 @@ run_one() {
 	idle) args=(--mode idle --conns "$idle_conns" --rate 0 --warmup 0 --duration 1 --drain 0 --settle 2) ;;
 	esac
 	[ "$scen" = idle ] || args+=(--warmup "$warmup" --duration "$duration")
-	echo "+ taskset -c $gen_cpus $build/fanout --target $which --port $p --procs $procs ${args[*]}" >>"$out/commands.txt"
-	line=$(taskset -c "$gen_cpus" "$build/fanout" --target "$which" --port "$p" --procs "$procs" \
-		--server-pid "$server_pids" --label "$scen/$rate/$k" "${args[@]}" |
+	args=(--target "$which" --port "$p" --procs "$procs" --server-pid "$server_pids" \
+		--label "$scen/$rate/$k" "${args[@]}")
+	echo "+ $server_cmd" >>"$out/commands.txt"
+	echo "+ taskset -c $gen_cpus $build/fanout ${args[*]}" >>"$out/commands.txt"
+	line=$(taskset -c "$gen_cpus" "$build/fanout" "${args[@]}" |
 		tee -a "$out/fanout.log" | grep '^RESULT' || true)
 	cleanup
 	if [ -z "$line" ]; then
@@ -241,7 +250,7 @@ run_one() {
 		return 0
 	fi
 	echo "$line" >>"$results"
-	echo "  $which: $(echo "$line" | tr ' ' '\n' | grep -E '^(deliveries_per_s|requests_per_s|p99_ms|rss_per_conn_b|server_us_per_unit|errors)=' | paste -sd' ' -)" >&2
+	echo "  $which: $(echo "$line" | tr ' ' '\n' | grep -E '^(deliveries_per_s|requests_per_s|p99_ms|rss_per_conn_b|server_us_per_unit|errors|server_wait_s|gen_wait_s)=' | paste -sd' ' -)" >&2
 }
 
 # field NAME from the RESULT lines matching label LABEL and target T, as a median.
@@ -250,6 +259,11 @@ median() {
 	grep -F " target=$target " "$results" | grep -E " label=$label/[0-9]+ " |
 		tr ' ' '\n' | grep "^$name=" | cut -d= -f2 | sort -g |
 		awk '{v[NR]=$1} END {if (!NR) {print "-"; exit} if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}
+
+# "Nchan server/gen; livegate server/gen" run-queue waits for a label: how contended the cores were.
+waits() {
+	echo "$(fmt "$(median "$1" nchan server_wait_s)" 1) / $(fmt "$(median "$1" nchan gen_wait_s)" 1); $(fmt "$(median "$1" livegate server_wait_s)" 1) / $(fmt "$(median "$1" livegate gen_wait_s)" 1)"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a=="-"||b=="-"||b+0==0) print "-"; else printf "%.2f", a/b}'; }
@@ -280,29 +294,30 @@ done
 		case $scen in
 		ws)
 			echo "### ws: $ws_conns WebSocket subscribers, one room, $ws_bytes-byte messages"
-			echo "| publish rate | Nchan deliveries/s | Nchan p50 / p99 ms | livegate deliveries/s | livegate p50 / p99 ms | ratio | Nchan / livegate server µs per delivery |"
-			echo "| --- | --- | --- | --- | --- | --- | --- |"
+			echo "| publish rate | Nchan deliveries/s | Nchan p50 / p99 ms | livegate deliveries/s | livegate p50 / p99 ms | ratio | server µs per delivery, Nchan / livegate | CPU wait s, server / generator: Nchan; livegate |"
+			echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 			best_n=0 best_l=0
 			for rate in $ws_rates; do
 				nd=$(median "ws/$rate" nchan deliveries_per_s) ld=$(median "ws/$rate" livegate deliveries_per_s)
 				n50=$(median "ws/$rate" nchan p50_ms) n99=$(median "ws/$rate" nchan p99_ms)
 				l50=$(median "ws/$rate" livegate p50_ms) l99=$(median "ws/$rate" livegate p99_ms)
 				nu=$(median "ws/$rate" nchan server_us_per_unit) lu=$(median "ws/$rate" livegate server_us_per_unit)
-				echo "| $rate/s | $(fmt "$nd") | $(fmt "$n50" 1) / $(fmt "$n99" 1) | $(fmt "$ld") | $(fmt "$l50" 1) / $(fmt "$l99" 1) | $(ratio "$ld" "$nd") | $(fmt "$nu" 2) / $(fmt "$lu" 2) |"
+				echo "| $rate/s | $(fmt "$nd") | $(fmt "$n50" 1) / $(fmt "$n99" 1) | $(fmt "$ld") | $(fmt "$l50" 1) / $(fmt "$l99" 1) | $(ratio "$ld" "$nd") | $(fmt "$nu" 2) / $(fmt "$lu" 2) | $(waits "ws/$rate") |"
 				awk -v p="$n99" 'BEGIN {exit !(p != "-" && p > 0 && p <= 100)}' &&
 					best_n=$(awk -v a="$best_n" -v b="$nd" 'BEGIN {print (b > a ? b : a)}')
 				awk -v p="$l99" 'BEGIN {exit !(p != "-" && p > 0 && p <= 100)}' &&
 					best_l=$(awk -v a="$best_l" -v b="$ld" 'BEGIN {print (b > a ? b : a)}')
 			done
 			echo
-			echo "Best deliveries/s with p99 <= 100 ms: Nchan $(fmt "$best_n"), livegate $(fmt "$best_l"), ratio $(ratio "$best_l" "$best_n")."
+			none() { if [ "$1" = 0 ]; then echo "none of the rates"; else fmt "$1"; fi; }
+			echo "Best deliveries/s with p99 <= 100 ms: Nchan $(none "$best_n"), livegate $(none "$best_l"), ratio $(ratio "$best_l" "$best_n")."
 			;;
 		poll)
 			echo "### poll: $poll_conns pollers (interval $poll_interval ms, 0 = closed loop), hot room at $poll_rate msg/s, gzip"
-			echo "| | requests/s | messages/s | p99 ms | server µs per request |"
-			echo "| --- | --- | --- | --- | --- |"
+			echo "| | requests/s | messages/s | p99 ms | server µs per request | CPU wait s, server / generator |"
+			echo "| --- | --- | --- | --- | --- | --- |"
 			for t in nchan livegate; do
-				echo "| $t | $(fmt "$(median "poll/$poll_rate" $t requests_per_s)") | $(fmt "$(median "poll/$poll_rate" $t deliveries_per_s)") | $(fmt "$(median "poll/$poll_rate" $t p99_ms)" 1) | $(fmt "$(median "poll/$poll_rate" $t server_us_per_unit)" 2) |"
+				echo "| $t | $(fmt "$(median "poll/$poll_rate" $t requests_per_s)") | $(fmt "$(median "poll/$poll_rate" $t deliveries_per_s)") | $(fmt "$(median "poll/$poll_rate" $t p99_ms)" 1) | $(fmt "$(median "poll/$poll_rate" $t server_us_per_unit)" 2) | $(fmt "$(median "poll/$poll_rate" $t server_wait_s)" 2) / $(fmt "$(median "poll/$poll_rate" $t gen_wait_s)" 2) |"
 			done
 			echo
 			echo "Ratio livegate / Nchan requests/s: $(ratio "$(median "poll/$poll_rate" livegate requests_per_s)" "$(median "poll/$poll_rate" nchan requests_per_s)")."

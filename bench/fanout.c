@@ -36,6 +36,7 @@
  */
 #define _GNU_SOURCE /* memmem, IP_BIND_ADDRESS_NO_PORT, epoll_pwait2 */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -96,7 +97,8 @@ struct report {
 	int64_t published, pub_rejected, pub_errors; /* publisher: accepted / 429 / other */
 	int64_t err_connect, err_handshake, err_closed, err_protocol, err_http;
 	int64_t reconnects;
-	double cpu_s; /* this process's CPU in the window */
+	double cpu_s;  /* this process's CPU in the window */
+	double wait_s; /* time it was runnable but waiting for a CPU, in the window */
 	int64_t hist[HIST_BUCKETS];
 };
 
@@ -129,7 +131,7 @@ static struct opts o = {
     .src_count = 4,
     .connect_burst = 256,
     .rate = 100,
-    .pub_conns = 4,
+    .pub_conns = 32,
     .msg_bytes = 100,
     .interval_ms = 0,
     .warmup = 2,
@@ -222,11 +224,12 @@ static int next_conn;      /* next connection to open */
 static int settled;        /* connections open or failed */
 static struct conn **heap; /* poll timers, by due */
 static int heap_n;
-static struct conn *pub_free; /* publisher connections ready for a request */
-static int64_t pub_k;         /* next message number */
+/* Publisher connections ready for a request, oldest first (all stay in use, none idles out). */
+static struct conn *pub_free, **pub_free_tail = &pub_free;
+static int64_t pub_k; /* next message number */
 static int64_t now_cached;
 static bool win_cpu_taken[2];
-static double win_cpu[2];
+static double win_cpu[2], win_wait[2];
 static char ctl_sentinel;
 
 static double self_cpu(void)
@@ -236,6 +239,20 @@ static double self_cpu(void)
 	getrusage(RUSAGE_SELF, &ru);
 	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
 	       ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Seconds a task spent runnable but waiting for a CPU (/proc/.../schedstat), or -1. */
+static double sched_wait_s(const char *path)
+{
+	unsigned long long run, wait;
+	FILE *f = fopen(path, "r");
+	int n;
+
+	if (!f)
+		return -1;
+	n = fscanf(f, "%llu %llu", &run, &wait);
+	fclose(f);
+	return n == 2 ? (double)wait / 1e9 : -1;
 }
 
 static bool in_window(int64_t t)
@@ -314,6 +331,17 @@ static void arm_out(struct conn *c, bool on)
 	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+/* Say why a connection died (the first few per process), so errors can be traced. */
+static void conn_note(const struct conn *c, const char *what, const char *detail, size_t dlen)
+{
+	static int notes;
+
+	if (notes++ >= 5)
+		return;
+	fprintf(stderr, "fanout[%d]: connection %u: %s%s%.*s\n", (int)getpid(), c->gidx, what,
+	        dlen ? ": " : "", (int)dlen, detail);
+}
+
 static void conn_kill(struct conn *c, int64_t *counter)
 {
 	if (c->st == C_DEAD)
@@ -361,6 +389,7 @@ static void flush_out(struct conn *c)
 	ssize_t w = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
 
 	if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		conn_note(c, "send failed", "", 0);
 		conn_kill(c, &rep.err_closed);
 		return;
 	}
@@ -386,6 +415,8 @@ static void conn_redial(struct conn *c)
 	for (struct conn **pp = &pub_free; *pp; pp = &(*pp)->free_next)
 		if (*pp == c) {
 			*pp = c->free_next;
+			if (!*pp)
+				pub_free_tail = pp;
 			break;
 		}
 	close(c->fd);
@@ -397,6 +428,7 @@ static void conn_redial(struct conn *c)
 	rep.conns_ok--; /* conn_established counts it again */
 	if (conn_open(c)) {
 		c->st = C_CONNECTING;
+		conn_note(c, "could not dial again", "", 0);
 		conn_kill(c, &rep.err_connect);
 	}
 }
@@ -469,6 +501,7 @@ static long ws_consume(struct conn *c, const char *buf, size_t len)
 		const char *pl;
 
 		if (rc < 0) {
+			conn_note(c, "bad WebSocket frame", "", 0);
 			conn_kill(c, &rep.err_protocol);
 			return -1;
 		}
@@ -498,14 +531,24 @@ static long ws_consume(struct conn *c, const char *buf, size_t len)
 			unsigned char pong[125 + 14];
 			size_t n = wc_frame_encode(pong, WC_OP_PONG, pl, f.payload_len, 0x5a17c0de);
 			if (conn_send(c, pong, n)) {
+				conn_note(c, "could not send a pong", "", 0);
 				conn_kill(c, &rep.err_closed);
 				return -1;
 			}
 			break;
 		}
-		case WC_OP_CLOSE:
+		case WC_OP_CLOSE: {
+			char why[160];
+			int n = 0;
+			if (f.payload_len >= 2)
+				n = snprintf(
+				    why, sizeof(why), "%u %.*s",
+				    (unsigned)((unsigned char)pl[0] << 8 | (unsigned char)pl[1]),
+				    (int)f.payload_len - 2, pl + 2);
+			conn_note(c, "close frame from the server", why, n > 0 ? (size_t)n : 0);
 			conn_kill(c, &rep.err_closed);
 			return -1;
+		}
 		default:
 			break;
 		}
@@ -567,8 +610,9 @@ static int poll_body(struct conn *c, const struct wc_resp *r)
 static void pub_ready(struct conn *c)
 {
 	c->st = C_HTTP_IDLE;
-	c->free_next = pub_free;
-	pub_free = c;
+	c->free_next = NULL;
+	*pub_free_tail = c;
+	pub_free_tail = &c->free_next;
 }
 
 /* One HTTP response on a poll or publisher connection. -1 drops the connection. */
@@ -577,6 +621,7 @@ static int http_response(struct conn *c, const struct wc_resp *r)
 	bool win = in_window(now_cached);
 
 	if (c->st != C_HTTP_WAIT) {
+		conn_note(c, "response on an idle connection", "", 0);
 		conn_kill(c, &rep.err_protocol);
 		return -1;
 	}
@@ -598,6 +643,7 @@ static int http_response(struct conn *c, const struct wc_resp *r)
 	} else if (r->status != 200) {
 		rep.err_http++;
 	} else if (poll_body(c, r)) {
+		conn_note(c, "bad poll answer", "", 0);
 		conn_kill(c, &rep.err_protocol);
 		return -1;
 	}
@@ -629,6 +675,7 @@ static long http_consume(struct conn *c, const char *buf, size_t len)
 		int rc = wc_resp_parse(buf + pos, len - pos, &r, &dechunk, &need);
 
 		if (rc < 0) {
+			conn_note(c, "bad HTTP response", "", 0);
 			conn_kill(c, &rep.err_protocol);
 			return -1;
 		}
@@ -641,6 +688,9 @@ static long http_consume(struct conn *c, const char *buf, size_t len)
 		pos += r.total_len;
 		c->need = 0;
 		if (r.close) {
+			conn_note(c,
+			          "the server ended keep-alive (Connection: close); dialing again",
+			          "", 0);
 			conn_redial(c);
 			return -1;
 		}
@@ -659,6 +709,8 @@ static long handshake_consume(struct conn *c, const char *buf, size_t len)
 	if (rc == 0)
 		return 0;
 	if (rc < 0 || r.status != 101) {
+		conn_note(c, "handshake refused", rc < 0 ? "malformed answer" : buf,
+		          rc < 0 ? 16 : 12);
 		conn_kill(c, &rep.err_handshake);
 		return -1;
 	}
@@ -696,6 +748,7 @@ static void on_readable(struct conn *c)
 	if (direct) {
 		/* A large unit is arriving: read straight into its buffer, no re-copy. */
 		if (wc_buf_reserve(&c->in, c->need - c->in.len)) {
+			conn_note(c, "out of memory", "", 0);
 			conn_kill(c, &rep.err_protocol);
 			return;
 		}
@@ -709,9 +762,13 @@ static void on_readable(struct conn *c)
 		return;
 	if (n <= 0) {
 		if (c->st == C_HTTP_IDLE && c->kind != K_WS) {
+			conn_note(c,
+			          "the server closed an idle keep-alive connection; dialing again",
+			          "", 0);
 			conn_redial(c);
 			return;
 		}
+		conn_note(c, n == 0 ? "the server closed the connection" : strerror(errno), "", 0);
 		conn_kill(c, c->st == C_HANDSHAKE ? &rep.err_handshake : &rep.err_closed);
 		return;
 	}
@@ -758,8 +815,10 @@ static void send_poll(struct conn *c)
 		             o.room, o.host, ae, cond);
 	}
 	c->st = C_HTTP_WAIT;
-	if (conn_send(c, req, (size_t)n))
+	if (conn_send(c, req, (size_t)n)) {
+		conn_note(c, "could not send a poll", "", 0);
 		conn_kill(c, &rep.err_closed);
+	}
 }
 
 static void send_publish(struct conn *c)
@@ -782,8 +841,10 @@ static void send_publish(struct conn *c)
 		             o.room, o.host, tl, (int)tl, text);
 	}
 	c->st = C_HTTP_WAIT;
-	if (conn_send(c, req, (size_t)n))
+	if (conn_send(c, req, (size_t)n)) {
+		conn_note(c, "could not send a publish", "", 0);
 		conn_kill(c, &rep.err_closed);
+	}
 }
 
 /* ---- connection set-up -------------------------------------------------------------- */
@@ -794,6 +855,7 @@ static void conn_established(struct conn *c)
 	socklen_t el = sizeof(err);
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) || err) {
+		conn_note(c, "connect failed", "", 0);
 		conn_kill(c, &rep.err_connect);
 		return;
 	}
@@ -809,8 +871,10 @@ static void conn_established(struct conn *c)
 		n = wc_handshake(req, sizeof(req), o.host, o.port, path);
 		c->st = C_HANDSHAKE;
 		arm_out(c, false);
-		if (conn_send(c, req, n))
+		if (conn_send(c, req, n)) {
+			conn_note(c, "could not send the handshake", "", 0);
 			conn_kill(c, &rep.err_handshake);
+		}
 		return;
 	}
 	/* HTTP connections count as open once TCP is up. */
@@ -834,6 +898,7 @@ static void open_more(void)
 		in_flight++;
 		if (conn_open(c)) {
 			c->st = C_CONNECTING; /* so conn_kill counts it as settled */
+			conn_note(c, "could not dial", "", 0);
 			conn_kill(c, &rep.err_connect);
 		}
 	}
@@ -869,6 +934,8 @@ static void pub_tick(void)
 			break;
 		c = pub_free;
 		pub_free = c->free_next;
+		if (!pub_free)
+			pub_free_tail = &pub_free;
 		send_publish(c);
 		pub_k++;
 	}
@@ -985,12 +1052,14 @@ static void child_run(enum kind kind, int count, uint32_t gidx0, int rfd, int wf
 			if (!win_cpu_taken[w] && now_cached >= (w ? t_win1 : t_win0)) {
 				win_cpu_taken[w] = true;
 				win_cpu[w] = self_cpu();
+				win_wait[w] = sched_wait_s("/proc/self/schedstat");
 			}
 		}
 		if (now_cached >= t_end)
 			break;
 	}
 	rep.cpu_s = win_cpu[1] - win_cpu[0];
+	rep.wait_s = win_wait[1] - win_wait[0];
 	{
 		const char *p = (const char *)&rep;
 		size_t left = sizeof(rep);
@@ -1057,6 +1126,34 @@ static double server_cpu_s(void)
 	return o.nserver_pids ? total : -1;
 }
 
+/* Run-queue wait of every thread of the server processes, in seconds; -1 unknown. */
+static double server_wait_s(void)
+{
+	double total = 0;
+
+	for (int i = 0; i < o.nserver_pids; i++) {
+		char dir[64], path[600];
+		struct dirent *e;
+		DIR *d;
+
+		snprintf(dir, sizeof(dir), "/proc/%d/task", (int)o.server_pids[i]);
+		d = opendir(dir);
+		if (!d)
+			return -1;
+		while ((e = readdir(d))) {
+			double w;
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/schedstat", dir, e->d_name);
+			w = sched_wait_s(path);
+			if (w > 0)
+				total += w;
+		}
+		closedir(d);
+	}
+	return o.nserver_pids ? total : -1;
+}
+
 static void sleep_until(int64_t t)
 {
 	int64_t d = t - now_us();
@@ -1115,7 +1212,7 @@ static void usage(FILE *f)
 	    "  --src-base B --src-count K  bind clients to 127.0.0.B .. 127.0.0.(B+K-1) (2, 4)\n"
 	    "  --connect-burst N         connections being set up at once, per process (256)\n"
 	    "  --rate R                  messages published per second; 0 = no publisher (100)\n"
-	    "  --pub-conns N             publisher keep-alive connections (4)\n"
+	    "  --pub-conns N             publisher keep-alive connections (32)\n"
 	    "  --msg-bytes N             message text size, >= %d (100)\n"
 	    "  --interval-ms N           poll: ms between a poller's requests; 0 = closed loop "
 	    "(0)\n"
@@ -1292,6 +1389,7 @@ static void add_report(struct report *sum, const struct report *r)
 	for (size_t i = 0; i < n64; i++)
 		d[i] += s[i];
 	sum->cpu_s += r->cpu_s;
+	sum->wait_s += r->wait_s;
 	for (int i = 0; i < HIST_BUCKETS; i++)
 		sum->hist[i] += r->hist[i];
 }
@@ -1307,7 +1405,7 @@ int main(int argc, char **argv)
 	struct report sum = {0}, pubrep = {0};
 	int64_t ready_ok = 0, ready_failed = 0, t0;
 	long rss_before, rss_ready, rss_end;
-	double cpu0, cpu1;
+	double cpu0, cpu1, wait0, wait1;
 	static struct report rbuf;
 
 	parse_args(argc, argv);
@@ -1373,8 +1471,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "fanout: cannot start process %d\n", (int)kids[j].pid);
 	sleep_until(t0 + (int64_t)(o.warmup * 1e6));
 	cpu0 = server_cpu_s();
+	wait0 = server_wait_s();
 	sleep_until(t0 + (int64_t)((o.warmup + o.duration) * 1e6));
 	cpu1 = server_cpu_s();
+	wait1 = server_wait_s();
 	rss_end = server_rss_kb();
 	for (int j = 0; j < nkids; j++) {
 		int status;
@@ -1399,6 +1499,7 @@ int main(int argc, char **argv)
 	                 sum.err_http + pubrep.err_closed + pubrep.err_protocol +
 	                 pubrep.err_connect + pubrep.pub_errors + pubrep.pub_rejected;
 	double scpu = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
+	double swait = wait0 >= 0 && wait1 >= 0 ? wait1 - wait0 : -1;
 	double per_conn = rss_before >= 0 && rss_ready >= 0 && ready_ok > 0
 	                      ? (double)(rss_ready - rss_before) * 1024 / (double)ready_ok
 	                      : -1;
@@ -1436,19 +1537,22 @@ int main(int argc, char **argv)
 	if (o.nserver_pids)
 		printf(
 		    "  server: VmRSS %ld kB before, %ld kB connected (%.0f B/conn), %ld kB at end; "
-		    "CPU %.2f s in window (%.3f us per %s)\n",
+		    "CPU %.2f s in window (%.3f us per %s), waited %.2f s for a CPU\n",
 		    rss_before, rss_ready, per_conn, rss_end, scpu,
 		    units > 0 && scpu >= 0 ? scpu * 1e6 / units : -1,
-		    o.mode == M_POLL ? "request" : "delivery");
-	printf("  generator CPU %.2f s in window (clients), %.2f s (publisher)\n", sum.cpu_s,
-	       pubrep.cpu_s);
+		    o.mode == M_POLL ? "request" : "delivery", swait);
+	printf("  generator CPU %.2f s in window (clients), %.2f s (publisher); waited %.2f s "
+	       "for a CPU\n",
+	       sum.cpu_s, pubrep.cpu_s, sum.wait_s + pubrep.wait_s);
 	printf("RESULT label=%s target=%s mode=%s conns=%lld rate=%g deliveries_per_s=%.0f "
 	       "requests_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.1f completeness=%.4f "
 	       "errors=%lld gaps=%lld published=%lld rss_before_kb=%ld rss_ready_kb=%ld "
-	       "rss_per_conn_b=%.0f server_cpu_s=%.3f server_us_per_unit=%.4f gen_cpu_s=%.2f\n",
+	       "rss_per_conn_b=%.0f server_cpu_s=%.3f server_us_per_unit=%.4f gen_cpu_s=%.2f "
+	       "server_wait_s=%.2f gen_wait_s=%.2f\n",
 	       o.label[0] ? o.label : "-", target_name(), mode_name(), (long long)ready_ok, o.rate,
 	       dps, rps, p50, p99, pmax, complete, (long long)errors, (long long)sum.gaps,
 	       (long long)pubrep.published, rss_before, rss_ready, per_conn, scpu,
-	       units > 0 && scpu >= 0 ? scpu * 1e6 / units : -1, sum.cpu_s + pubrep.cpu_s);
+	       units > 0 && scpu >= 0 ? scpu * 1e6 / units : -1, sum.cpu_s + pubrep.cpu_s, swait,
+	       sum.wait_s + pubrep.wait_s);
 	return 0;
 }

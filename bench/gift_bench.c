@@ -22,13 +22,16 @@
  * run ends when every gift is answered or after --max-seconds. Prints acked/s
  * (acked / elapsed), p50/p99/max latency of the acked gifts, and the errors.
  * With --pid, also the gateway's CPU time over the timed phase (from
- * /proc/PID/stat), per gift: a figure that other load on the machine does not
- * inflate the way it inflates wall-clock throughput.
+ * /proc/PID/stat), per gift: a figure that other load on the machine distorts
+ * far less than it distorts wall-clock throughput; and how many cores the
+ * whole machine kept busy meanwhile (/proc/stat), less the gateway and the
+ * generator: what other processes took.
  *
  * usage: gift_bench --port P [--mode http|ws] [--host 127.0.0.1] [--n N]
  *                   [--conns C] [--window W] [--rooms R] [--room NAME]
  *                   [--max-seconds S] [--pid GATEWAY_PID]
  *                   [--token T]   (or LIVEGATE_ADMIN_TOKEN)
+ *   defaults: ws --n 100000 --conns 16 --window 8; http --n 40000 --conns 64
  */
 #define _GNU_SOURCE /* vasprintf, strcasestr */
 #include <arpa/inet.h>
@@ -137,10 +140,28 @@ static double proc_cpu_s(long pid)
 	fclose(f);
 	buf[n] = 0;
 	p = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds all cores spent busy (not idle, not waiting for I/O) since boot, or -1. */
+static double machine_busy_s(void)
+{
+	unsigned long long v[8] = {0};
+	FILE *f = fopen("/proc/stat", "r");
+	int n;
+
+	if (!f)
+		return -1;
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+	           &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n != 8)
+		return -1;
+	/* user nice system idle iowait irq softirq steal: all but idle and iowait */
+	return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static double self_cpu_s(void)
@@ -167,9 +188,9 @@ static void register_keys(size_t conns, unsigned char (*sk)[64])
 		sodium_bin2base64(pk64, sizeof(pk64), pk, 32, sodium_base64_VARIANT_ORIGINAL);
 		body = fmt(&blen, "{\"pk\":\"%s\"}", pk64);
 		req = fmt(&len,
-			  "PUT /v1/keys/%s_%zu HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-			  "Content-Length: %zu\r\n\r\n%s",
-			  uid_base, c, token, blen, body);
+		          "PUT /v1/keys/%s_%zu HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+		          "Content-Length: %zu\r\n\r\n%s",
+		          uid_base, c, token, blen, body);
 		fd = dial();
 		if (roundtrip(fd, req, len, buf, sizeof(buf)) != 200) {
 			fprintf(stderr, "key registration failed: %s\n", buf);
@@ -193,13 +214,13 @@ static char *gift_fields(const char *r, size_t c, size_t i, const unsigned char 
 	snprintf(uid, sizeof(uid), "%s_%zu", uid_base, c);
 	snprintf(txn, sizeof(txn), "t%zu", i);
 	canon = fmt(&clen, "livegate.gift.v1\n%s\n%s\nrose\n1\n%s\n%lld\n%s", r, uid, txn, gift_ts,
-		    nhex);
+	            nhex);
 	crypto_sign_detached(sig, NULL, (unsigned char *)canon, clen, sk);
 	sodium_bin2base64(sig64, sizeof(sig64), sig, 64, sodium_base64_VARIANT_ORIGINAL);
 	out = fmt(NULL,
-		  "\"uid\":\"%s\",\"gift\":\"rose\",\"count\":1,\"txn\":\"%s\",\"ts\":%lld,"
-		  "\"nonce\":\"%s\",\"sig\":\"%s\"",
-		  uid, txn, gift_ts, nhex, sig64);
+	          "\"uid\":\"%s\",\"gift\":\"rose\",\"count\":1,\"txn\":\"%s\",\"ts\":%lld,"
+	          "\"nonce\":\"%s\",\"sig\":\"%s\"",
+	          uid, txn, gift_ts, nhex, sig64);
 	free(canon);
 	return out;
 }
@@ -214,7 +235,8 @@ struct result {
 	size_t ok, failed, room_msgs;
 	double secs;
 	double gw_cpu, my_cpu; /* CPU seconds over the timed phase (gateway: -1 unknown) */
-	double *lat; /* of the acked gifts, sorted on return */
+	double busy;           /* CPU seconds of the whole machine over it (-1 unknown) */
+	double *lat;           /* of the acked gifts, sorted on return */
 	size_t nlat;
 };
 
@@ -231,21 +253,23 @@ static size_t *req_len;
 static double *lat_ms; /* per request; < 0 when not acknowledged */
 static double deadline;
 static long gw_pid;
-static double gw_cpu0, my_cpu0;
+static double gw_cpu0, my_cpu0, busy0;
 
 /* The timed phase starts: note the clock and both processes' CPU time. */
 static double clock_start(void)
 {
 	gw_cpu0 = gw_pid ? proc_cpu_s(gw_pid) : -1;
 	my_cpu0 = self_cpu_s();
+	busy0 = machine_busy_s();
 	deadline = now_ms() + max_seconds * 1e3;
 	return now_ms();
 }
 
 static void clock_stop(double t0, struct result *res)
 {
-	double gw = gw_pid ? proc_cpu_s(gw_pid) : -1;
+	double gw = gw_pid ? proc_cpu_s(gw_pid) : -1, busy = machine_busy_s();
 
+	res->busy = busy >= 0 && busy0 >= 0 ? busy - busy0 : -1;
 	res->secs = (now_ms() - t0) / 1e3;
 	res->gw_cpu = gw >= 0 && gw_cpu0 >= 0 ? gw - gw_cpu0 : -1;
 	res->my_cpu = self_cpu_s() - my_cpu0;
@@ -293,9 +317,9 @@ static void http_bench(size_t n, size_t conns, unsigned char (*sk)[64], struct r
 			char *body = fmt(&blen, "{%s}", f);
 
 			reqs[k] = fmt(&req_len[k],
-				      "POST /v1/rooms/%s/gifts HTTP/1.1\r\nHost: x\r\n"
-				      "Content-Length: %zu\r\n\r\n%s",
-				      room, blen, body);
+			              "POST /v1/rooms/%s/gifts HTTP/1.1\r\nHost: x\r\n"
+			              "Content-Length: %zu\r\n\r\n%s",
+			              room, blen, body);
 			lat_ms[k] = -1;
 			free(f);
 			free(body);
@@ -322,20 +346,20 @@ static void http_bench(size_t n, size_t conns, unsigned char (*sk)[64], struct r
 
 struct wconn {
 	int fd;
-	size_t count;     /* gifts of this connection */
-	char *out;        /* every gift frame, encoded and masked, back to back */
-	size_t *off;      /* frame i is out[off[i] .. off[i + 1]) */
+	size_t count;      /* gifts of this connection */
+	char *out;         /* every gift frame, encoded and masked, back to back */
+	size_t *off;       /* frame i is out[off[i] .. off[i + 1]) */
 	size_t sent_bytes; /* bytes of out handed to the kernel */
-	size_t next;      /* first frame not completely sent */
-	size_t answered;  /* frames answered (ack or error) */
-	double *t_send;   /* per frame, when its last byte went out */
+	size_t next;       /* first frame not completely sent */
+	size_t answered;   /* frames answered (ack or error) */
+	double *t_send;    /* per frame, when its last byte went out */
 	bool *done;
 	unsigned char *in; /* bytes read, not yet parsed */
 	size_t in_len, in_cap;
-	bool want_out;    /* EPOLLOUT armed */
+	bool want_out; /* EPOLLOUT armed */
 };
 
-static size_t window = 32;
+static size_t window = 8;
 static size_t errors_shown;
 
 /* Append a client (masked) frame with opcode op and payload p[0..len) to *buf. */
@@ -377,10 +401,10 @@ static void ws_handshake(struct wconn *w, const char *r)
 
 	/* The gateway does not need a real key check on our side; lws verifies the request. */
 	req = fmt(&len,
-		  "GET /v1/rooms/%s/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-		  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-		  "Sec-WebSocket-Version: 13\r\n\r\n",
-		  r);
+	          "GET /v1/rooms/%s/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+	          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	          "Sec-WebSocket-Version: 13\r\n\r\n",
+	          r);
 	w->fd = dial();
 	if (write(w->fd, req, len) != (ssize_t)len)
 		exit(1);
@@ -516,7 +540,8 @@ static int ws_recv(struct wconn *w, struct result *res)
 				return -1;
 			free(f);
 		} else if (op == 8) {
-			fprintf(stderr, "server closed the WebSocket (%zu bytes of reason)\n", plen);
+			fprintf(stderr, "server closed the WebSocket (%zu bytes of reason)\n",
+			        plen);
 			return -1;
 		}
 		pos += hl + plen;
@@ -527,7 +552,7 @@ static int ws_recv(struct wconn *w, struct result *res)
 }
 
 static void ws_bench(size_t n, size_t conns, size_t rooms, unsigned char (*sk)[64],
-		     struct result *res)
+                     struct result *res)
 {
 	struct wconn *w = calloc(conns, sizeof(*w));
 	struct epoll_event ev, evs[256];
@@ -583,7 +608,7 @@ static void ws_bench(size_t n, size_t conns, size_t rooms, unsigned char (*sk)[6
 				continue;
 			if (ws_recv(x, res) || ws_send(x)) {
 				fprintf(stderr, "connection %llu broke\n",
-					(unsigned long long)evs[e].data.u64);
+				        (unsigned long long)evs[e].data.u64);
 				broken += x->count - x->answered;
 				close(x->fd);
 				x->fd = -1;
@@ -591,9 +616,9 @@ static void ws_bench(size_t n, size_t conns, size_t rooms, unsigned char (*sk)[6
 			}
 			unanswered -= x->answered - before;
 			/* Frames left unsent because the socket was full: wait for room. */
-			bool want = x->sent_bytes < x->off[x->answered + window < x->count
-								    ? x->answered + window
-								    : x->count];
+			bool want = x->sent_bytes <
+			            x->off[x->answered + window < x->count ? x->answered + window
+			                                                   : x->count];
 			if (want != x->want_out) {
 				ev.events = EPOLLIN | (want ? EPOLLOUT : 0);
 				ev.data.u64 = evs[e].data.u64;
@@ -650,21 +675,21 @@ int main(int argc, char **argv)
 	}
 	bool ws = !strcmp(mode, "ws");
 	if (!n)
-		n = ws ? 200000 : 40000;
+		n = ws ? 100000 : 40000;
 	if (!conns)
-		conns = ws ? 8 : 64;
+		conns = ws ? 16 : 64;
 	if (!rooms || rooms > conns)
 		rooms = conns;
 	if (!port || !token || conns > n || !window || max_seconds <= 0 ||
 	    (!ws && strcmp(mode, "http")) || sodium_init() < 0) {
 		fprintf(stderr, "usage: gift_bench --port P --token T [--mode http|ws] [--n N] "
-				"[--conns C] [--window W] [--rooms R] [--room NAME] "
-				"[--max-seconds S] [--pid GATEWAY_PID]\n");
+		                "[--conns C] [--window W] [--rooms R] [--room NAME] "
+		                "[--max-seconds S] [--pid GATEWAY_PID]\n");
 		return 2;
 	}
 
 	/* One uid (and key) per connection, fresh per run, so txns and nonces never collide. */
-	unsigned char (*sk)[64] = calloc(conns, 64);
+	unsigned char(*sk)[64] = calloc(conns, 64);
 	snprintf(uid_base, sizeof(uid_base), "b%lx_%ld", (long)time(NULL), (long)getpid());
 	gift_ts = (long long)time(NULL) * 1000;
 	register_keys(conns, sk);
@@ -688,6 +713,10 @@ int main(int argc, char **argv)
 	if (res.gw_cpu >= 0 && res.ok)
 		printf(" gateway_cpu_s=%.2f gateway_cpu_us_per_gift=%.1f", res.gw_cpu,
 		       res.gw_cpu * 1e6 / (double)res.ok);
+	/* What the rest of the machine took meanwhile: other processes are not our figure. */
+	if (res.busy >= 0 && res.gw_cpu >= 0)
+		printf(" machine_busy_cores=%.2f others_cores=%.2f", res.busy / res.secs,
+		       (res.busy - res.gw_cpu - res.my_cpu) / res.secs);
 	printf("\n");
 	return res.failed || res.ok < n ? 1 : 0;
 }

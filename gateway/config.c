@@ -106,6 +106,14 @@ const struct gw_config_def gw_config_table[] = {
      .help = "JSON gift catalog {\"gifts\":[{\"id\",\"name\",\"price\"}]}; empty = built-in"},
     {ROW("gift_max_skew", gift_max_skew, GW_CFG_INT), .min = 1, .max = 86400, .def = "300",
      .help = "seconds a gift's signed ts may differ from the server's clock"},
+    {ROW("gift_commit_delay_us", gift_commit_delay_us, GW_CFG_INT), .min = 0, .max = 100000,
+     .def = "1000", .help = "under load, microseconds the gift journal lets a group commit "
+			    "fill before its write + fdatasync; 0 = write at once"},
+    {ROW("gift_threads", gift_threads, GW_CFG_INT), .min = 0, .max = 64, .def = "0",
+     .help = "threads that check gift signatures and sign receipts; 0 = one per online core"},
+    {ROW("gift_queue_max", gift_queue_max, GW_CFG_INT), .min = 1, .max = 10000000,
+     .def = "65536", .help = "gifts waiting for a checker thread before sends are refused "
+			     "(503 busy)"},
     /* timeouts */
     {ROW("ws_ping_interval", ws_ping_interval, GW_CFG_INT), .min = 0, .max = 3600, .def = "20",
      .help = "seconds between pings to an idle WebSocket; 0 disables"},

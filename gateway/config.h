@@ -57,6 +57,9 @@ struct gw_config {
 	char *admin_token;          /* "" disables PUT /v1/keys */
 	char *gift_catalog_file;
 	int64_t gift_max_skew;      /* seconds */
+	int64_t gift_commit_delay_us; /* journal group delay; 0 = none */
+	int64_t gift_threads;         /* gift checker threads; 0 = one per core */
+	int64_t gift_queue_max;       /* gifts waiting for a checker before "busy" */
 	/* timeouts */
 	int64_t ws_ping_interval;   /* seconds; 0 disables pings */
 	int64_t io_timeout;         /* seconds: headers, body, pong */

@@ -11,7 +11,6 @@
  */
 #include "gateway/gift.h"
 
-#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
@@ -163,26 +162,212 @@ int gw_gift_from_json(struct json_object *obj, struct gw_gift *g, struct gw_err 
 	return 0;
 }
 
-/* snprintf's result as a canonical length: 0 unless it fitted in cap with its NUL. */
-static size_t fitted(int n, size_t cap)
+/* ---- the plain form of the gift op (gift.h) --------------------------------------------- */
+
+struct scan {
+	const char *p, *end;
+};
+
+static void skip_ws(struct scan *s)
 {
-	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+/* A string without escapes, control or non-ASCII bytes: its contents. false otherwise. */
+static bool scan_str(struct scan *s, const char **str, size_t *len)
+{
+	const char *q;
+
+	if (s->p >= s->end || *s->p != '"')
+		return false;
+	for (q = ++s->p; q < s->end && *q != '"'; q++)
+		if (*q == '\\' || (unsigned char)*q < 0x20 || (unsigned char)*q >= 0x80)
+			return false;
+	if (q >= s->end)
+		return false;
+	*str = s->p;
+	*len = (size_t)(q - s->p);
+	s->p = q + 1;
+	return true;
+}
+
+/* Digits only, no leading zero, at most 18 of them (so the value fits an int64). */
+static bool scan_uint(struct scan *s, int64_t *v, const char **text, size_t *len)
+{
+	const char *q = s->p;
+	int64_t n = 0;
+
+	while (q < s->end && *q >= '0' && *q <= '9' && q - s->p < 19)
+		n = n * 10 + (*q++ - '0');
+	if (q == s->p || q - s->p > 18 || (*s->p == '0' && q - s->p > 1))
+		return false;
+	/* A number that goes on as a fraction, exponent or more digits is not plain. */
+	if (q < s->end && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9')))
+		return false;
+	*v = n;
+	*text = s->p;
+	*len = (size_t)(q - s->p);
+	s->p = q;
+	return true;
+}
+
+bool gw_gift_parse_op(const char *msg, size_t len, struct gw_gift *g, char *id, size_t idcap)
+{
+	static const char *const keys[] = {"op",  "id", "uid",   "gift", "count",
+	                                   "txn", "ts", "nonce", "sig"};
+	enum { K_OP, K_ID, K_UID, K_GIFT, K_COUNT, K_TXN, K_TS, K_NONCE, K_SIG, K_N };
+	const char *val[K_N] = {0};
+	size_t vlen[K_N] = {0}, siglen;
+	int64_t num[K_N] = {0};
+	bool seen[K_N] = {0}, is_str[K_N] = {0};
+	struct scan s = {msg, msg + len};
+	int n;
+
+	memset(g, 0, sizeof(*g));
+	skip_ws(&s);
+	if (s.p >= s.end || *s.p++ != '{')
+		return false;
+	for (;;) {
+		const char *k;
+		size_t klen;
+		int i;
+
+		skip_ws(&s);
+		if (!scan_str(&s, &k, &klen))
+			return false;
+		for (i = 0; i < K_N; i++)
+			if (strlen(keys[i]) == klen && !memcmp(keys[i], k, klen))
+				break;
+		if (i == K_N || seen[i])
+			return false; /* another member, or a repeated one */
+		seen[i] = true;
+		skip_ws(&s);
+		if (s.p >= s.end || *s.p++ != ':')
+			return false;
+		skip_ws(&s);
+		is_str[i] = s.p < s.end && *s.p == '"';
+		if (is_str[i] ? !scan_str(&s, &val[i], &vlen[i])
+		              : !scan_uint(&s, &num[i], &val[i], &vlen[i]))
+			return false;
+		skip_ws(&s);
+		if (s.p < s.end && *s.p == ',') {
+			s.p++;
+			continue;
+		}
+		if (s.p < s.end && *s.p++ == '}')
+			break;
+		return false;
+	}
+	skip_ws(&s);
+	if (s.p != s.end)
+		return false;
+
+	/* Every member but id present, integers where integers belong, strings elsewhere. */
+	for (int i = 0; i < K_N; i++)
+		if (i != K_ID && (!seen[i] || is_str[i] == (i == K_COUNT || i == K_TS)))
+			return false;
+	if (vlen[K_OP] != 4 || memcmp(val[K_OP], "gift", 4))
+		return false;
+	if (!gw_name_valid(val[K_UID], vlen[K_UID]) || !gift_id_valid(val[K_GIFT], vlen[K_GIFT]) ||
+	    !count_valid(num[K_COUNT]) || !gw_name_valid(val[K_TXN], vlen[K_TXN]) ||
+	    !ts_valid(num[K_TS]) || !nonce_valid(val[K_NONCE], vlen[K_NONCE]) ||
+	    cr_b64_decode(val[K_SIG], vlen[K_SIG], g->sig, sizeof(g->sig), &siglen) ||
+	    siglen != sizeof(g->sig))
+		return false;
+	if (!seen[K_ID])
+		n = snprintf(id, idcap, "null");
+	else if (!is_str[K_ID])
+		n = snprintf(id, idcap, "%.*s", (int)vlen[K_ID], val[K_ID]);
+	else if (gw_name_valid(val[K_ID], vlen[K_ID]))
+		n = snprintf(id, idcap, "\"%.*s\"", (int)vlen[K_ID], val[K_ID]);
+	else
+		return false; /* a string id json-c might spell differently (escapes) */
+	if (n < 0 || (size_t)n >= idcap)
+		return false;
+	memcpy(g->uid, val[K_UID], vlen[K_UID]);
+	memcpy(g->gift, val[K_GIFT], vlen[K_GIFT]);
+	g->count = (uint32_t)num[K_COUNT];
+	memcpy(g->txn, val[K_TXN], vlen[K_TXN]);
+	g->ts = num[K_TS];
+	memcpy(g->nonce, val[K_NONCE], vlen[K_NONCE]);
+	return true;
+}
+
+/*
+ * Canonical forms are joined field by field (a verify and a receipt per gift
+ * make this hot; snprintf was a visible share of a gift's CPU). `len` counts
+ * what would have been written; the result only stands when it left room for
+ * the NUL.
+ */
+struct joiner {
+	char *out;
+	size_t cap, len;
+	unsigned fields;
+};
+
+/* Append field s[0..n), preceded by '\n' unless it is the first. */
+static void join(struct joiner *j, const char *s, size_t n)
+{
+	if (j->fields++) {
+		if (j->len < j->cap)
+			j->out[j->len] = '\n';
+		j->len++;
+	}
+	if (j->len < j->cap)
+		memcpy(j->out + j->len, s, n < j->cap - j->len ? n : j->cap - j->len);
+	j->len += n;
+}
+
+static void join_str(struct joiner *j, const char *s)
+{
+	join(j, s, strlen(s));
+}
+
+static void join_u64(struct joiner *j, uint64_t v)
+{
+	char tmp[20];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	join(j, tmp + i, sizeof(tmp) - i);
+}
+
+/* The joined length, NUL-terminated in out; 0 when it did not fit in cap with its NUL. */
+static size_t joined(struct joiner *j)
+{
+	if (j->len >= j->cap) {
+		if (j->cap)
+			j->out[0] = '\0';
+		return 0;
+	}
+	j->out[j->len] = '\0';
+	return j->len;
 }
 
 size_t gw_gift_canonical(const struct gw_gift *g, const char *room, size_t room_len, char *out,
-			 size_t cap)
+                         size_t cap)
 {
+	struct joiner j = {.out = out, .cap = cap};
+
 	if (!gw_name_valid(room, room_len) || !gift_valid(g))
 		return 0;
-	return fitted(snprintf(out, cap, "livegate.gift.v1\n%.*s\n%s\n%s\n%" PRIu32 "\n%s\n%" PRId64
-					 "\n%s",
-			       (int)room_len, room, g->uid, g->gift, g->count, g->txn, g->ts,
-			       g->nonce),
-		      cap);
+	join_str(&j, "livegate.gift.v1");
+	join(&j, room, room_len);
+	join_str(&j, g->uid);
+	join_str(&j, g->gift);
+	join_u64(&j, g->count);
+	join_str(&j, g->txn);
+	join_u64(&j, (uint64_t)g->ts); /* ts_valid: 1..2^53-1 */
+	join_str(&j, g->nonce);
+	return joined(&j);
 }
 
 bool gw_gift_verify(const struct gw_gift *g, const char *room, size_t room_len,
-		    const unsigned char pk[32])
+                    const unsigned char pk[32])
 {
 	char msg[GW_GIFT_CANONICAL_MAX];
 	size_t n = gw_gift_canonical(g, room, room_len, msg, sizeof(msg));
@@ -193,13 +378,19 @@ bool gw_gift_verify(const struct gw_gift *g, const char *room, size_t room_len,
 size_t gw_gift_receipt_canonical(const struct gw_gift *g, const char *room, size_t room_len,
 				 uint64_t seq, uint64_t value, char *out, size_t cap)
 {
+	struct joiner j = {.out = out, .cap = cap};
+
 	if (!gw_name_valid(room, room_len) || !gift_valid(g))
 		return 0;
-	return fitted(snprintf(out, cap,
-			       "livegate.receipt.v1\n%.*s\n%s\n%s\n%" PRIu64 "\n%s\n%" PRIu32
-			       "\n%" PRIu64,
-			       (int)room_len, room, g->uid, g->txn, seq, g->gift, g->count, value),
-		      cap);
+	join_str(&j, "livegate.receipt.v1");
+	join(&j, room, room_len);
+	join_str(&j, g->uid);
+	join_str(&j, g->txn);
+	join_u64(&j, seq);
+	join_str(&j, g->gift);
+	join_u64(&j, g->count);
+	join_u64(&j, value);
+	return joined(&j);
 }
 
 int gw_gift_receipt(const struct gw_gift *g, const char *room, size_t room_len, uint64_t seq,

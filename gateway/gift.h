@@ -134,6 +134,23 @@ struct gw_gift {
 int gw_gift_from_json(struct json_object *obj, struct gw_gift *g, struct gw_err *err);
 
 /*
+ * The WebSocket gift op in its plain form, read without a JSON library (json-c
+ * costs a visible share of a gift's CPU): one object whose members are
+ * exactly "op":"gift", at most one "id" and the seven request members, each
+ * once, in any order; string values without escapes, control or non-ASCII
+ * characters; integer values as digits only (no sign, leading zero, fraction
+ * or exponent); an "id" that is such an integer (at most 18 digits) or a
+ * string of [A-Za-z0-9_-]{1,64}; JSON whitespace between tokens and nothing
+ * after the closing brace; every member passing its grammar above.
+ * Returns true with *g filled and the id written as JSON text into
+ * id[0..idcap) ("null" when absent; idcap >= 67 holds any). Returns false for
+ * anything else, valid or not: the caller then takes the full path (json-c and
+ * gw_gift_from_json), which accepts the same messages with the same result and
+ * words every error, so this path never answers differently.
+ */
+bool gw_gift_parse_op(const char *msg, size_t len, struct gw_gift *g, char *id, size_t idcap);
+
+/*
  * Write the gift canonical bytes for room[0..room_len) into out[0..cap),
  * NUL-terminated. Returns their length (without the NUL), or 0 when the room
  * or any field of *g breaks its grammar (so a hand-filled gift with count 0

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sodium.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crypto/b64.h"
 #include "crypto/sign.h"
@@ -28,12 +29,12 @@
 #include "gateway/room.h"
 
 /*
- * A gift on its way through the journal. Owned by the service until done
- * runs; a committed one then goes on to the leaderboard thread (`next`, on
- * the board stack), which frees it.
+ * A gift on its way: on the check queue, then in the journal. Owned by the
+ * service until done runs; a committed one then goes on to the leaderboard
+ * thread (on the board stack), which frees it.
  */
 struct pend {
-	struct pend *next; /* on the board stack */
+	struct pend *next; /* on the check queue, later on the board stack */
 	struct gw_gifts *gs;
 	struct gw_room *room; /* reference held */
 	struct gw_gift g;
@@ -68,6 +69,21 @@ struct gw_gifts {
 	 * q_lock / q_cond only carry the stop request.
 	 */
 	_Atomic(struct pend *) board_stack;
+	struct gw_buf msg; /* room message scratch, journal writer thread only */
+	/*
+	 * The check queue: a FIFO of pends under cq_lock. Senders append and
+	 * signal cq_cond when a checker is idle; checkers take one gift at a
+	 * time, so both cores share the work whichever worker read the gift.
+	 * At stop the checkers drain the queue before they exit.
+	 */
+	pthread_mutex_t cq_lock;
+	pthread_cond_t cq_cond;
+	struct pend *cq_head, **cq_tail;
+	size_t cq_len, cq_max;
+	unsigned cq_idle; /* checkers waiting on cq_cond */
+	bool cq_stop;
+	pthread_t *checkers;
+	unsigned nchecker; /* started */
 	pthread_t board_thread;
 	bool board_started;
 	pthread_mutex_t q_lock;
@@ -183,26 +199,78 @@ static void board_push(struct gw_gifts *gs, struct pend *p)
 
 	do {
 		p->next = top;
-	} while (!atomic_compare_exchange_weak_explicit(&gs->board_stack, &top, p,
-							 memory_order_release, memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &gs->board_stack, &top, p, memory_order_release, memory_order_relaxed));
 }
 
 /* ---- journal records ------------------------------------------------------------------- */
 
+/*
+ * The journal record and the room message are built by appending pieces, not
+ * with printf: this runs once per gift on the hot path, and every string in
+ * it has passed its grammar (no escaping needed but for the receipt).
+ */
+#define RECORD_RESERVE 1024 /* a record is ~600 bytes: one allocation, no regrowth */
+
 static int encode_record(const struct pend *p, int64_t at, struct gw_buf *b)
 {
 	char sig[GW_GIFT_SIG_BYTES * 2];
-	int rc = 0;
+	int rc = gw_buf_reserve(b, RECORD_RESERVE);
 
 	cr_b64_encode(p->g.sig, sizeof(p->g.sig), sig);
-	rc |= gw_buf_printf(b, "{\"v\":1,\"at\":%lld,\"room\":\"%.*s\",\"seq\":%llu,\"uid\":\"%s\","
-			       "\"gift\":\"%s\",\"count\":%u,\"value\":%llu,\"txn\":\"%s\","
-			       "\"ts\":%lld,\"nonce\":\"%s\",\"sig\":\"%s\",\"receipt\":",
-			    (long long)at, (int)p->room_len, p->room_name,
-			    (unsigned long long)p->seq, p->g.uid, p->g.gift, p->g.count,
-			    (unsigned long long)p->value, p->g.txn, (long long)p->g.ts, p->g.nonce,
-			    sig);
+	rc |= gw_buf_puts(b, "{\"v\":1,\"at\":");
+	rc |= gw_buf_put_i64(b, at);
+	rc |= gw_buf_puts(b, ",\"room\":\"");
+	rc |= gw_buf_append(b, p->room_name, p->room_len);
+	rc |= gw_buf_puts(b, "\",\"seq\":");
+	rc |= gw_buf_put_u64(b, p->seq);
+	rc |= gw_buf_puts(b, ",\"uid\":\"");
+	rc |= gw_buf_puts(b, p->g.uid);
+	rc |= gw_buf_puts(b, "\",\"gift\":\"");
+	rc |= gw_buf_puts(b, p->g.gift);
+	rc |= gw_buf_puts(b, "\",\"count\":");
+	rc |= gw_buf_put_u64(b, p->g.count);
+	rc |= gw_buf_puts(b, ",\"value\":");
+	rc |= gw_buf_put_u64(b, p->value);
+	rc |= gw_buf_puts(b, ",\"txn\":\"");
+	rc |= gw_buf_puts(b, p->g.txn);
+	rc |= gw_buf_puts(b, "\",\"ts\":");
+	rc |= gw_buf_put_i64(b, p->g.ts);
+	rc |= gw_buf_puts(b, ",\"nonce\":\"");
+	rc |= gw_buf_puts(b, p->g.nonce);
+	rc |= gw_buf_puts(b, "\",\"sig\":\"");
+	rc |= gw_buf_puts(b, sig);
+	rc |= gw_buf_puts(b, "\",\"receipt\":");
 	rc |= gw_json_put_str(b, gw_buf_data(&p->receipt), p->receipt.len);
+	rc |= gw_buf_putc(b, '}');
+	return rc ? -1 : 0;
+}
+
+/* The room message of an accepted gift (the ring adds seq and ts in front). */
+static int encode_message(const struct pend *p, struct gw_buf *b)
+{
+	char sig[GW_GIFT_SIG_BYTES * 2];
+	int rc = gw_buf_reserve(b, RECORD_RESERVE);
+
+	cr_b64_encode(p->g.sig, sizeof(p->g.sig), sig);
+	rc |= gw_buf_puts(b, "\"type\":\"gift\",\"uid\":\"");
+	rc |= gw_buf_puts(b, p->g.uid);
+	rc |= gw_buf_puts(b, "\",\"gift\":\"");
+	rc |= gw_buf_puts(b, p->g.gift);
+	rc |= gw_buf_puts(b, "\",\"count\":");
+	rc |= gw_buf_put_u64(b, p->g.count);
+	rc |= gw_buf_puts(b, ",\"value\":");
+	rc |= gw_buf_put_u64(b, p->value);
+	rc |= gw_buf_puts(b, ",\"txn\":\"");
+	rc |= gw_buf_puts(b, p->g.txn);
+	rc |= gw_buf_puts(b, "\",\"nonce\":\"");
+	rc |= gw_buf_puts(b, p->g.nonce);
+	rc |= gw_buf_puts(b, "\",\"sig\":\"");
+	rc |= gw_buf_puts(b, sig);
+	rc |= gw_buf_puts(b, "\",\"sent_ts\":");
+	rc |= gw_buf_put_i64(b, p->g.ts);
+	rc |= gw_buf_puts(b, ",\"gift_seq\":");
+	rc |= gw_buf_put_u64(b, p->seq);
 	rc |= gw_buf_putc(b, '}');
 	return rc ? -1 : 0;
 }
@@ -304,22 +372,13 @@ static void journaled(void *arg, int status)
 		gw_log_err("ledger: out of memory keeping a receipt (txn %s)", p->g.txn);
 
 	/* Viewers see it now: any of them can rebuild the canonical bytes and verify. */
-	struct gw_buf msg;
-	char sig[GW_GIFT_SIG_BYTES * 2];
-	gw_buf_init(&msg, 0);
-	cr_b64_encode(p->g.sig, sizeof(p->g.sig), sig);
-	if (!gw_buf_printf(&msg, "\"type\":\"gift\",\"uid\":\"%s\",\"gift\":\"%s\",\"count\":%u,"
-				 "\"value\":%llu,\"txn\":\"%s\",\"nonce\":\"%s\",\"sig\":\"%s\","
-				 "\"sent_ts\":%lld,\"gift_seq\":%llu}",
-			   p->g.uid, p->g.gift, p->g.count, (unsigned long long)p->value,
-			   p->g.txn, p->g.nonce, sig, (long long)p->g.ts,
-			   (unsigned long long)p->seq) &&
-	    gw_room_publish(p->room, gw_buf_data(&msg), msg.len))
+	gw_buf_reset(&gs->msg);
+	if (!encode_message(p, &gs->msg) &&
+	    gw_room_publish(p->room, gw_buf_data(&gs->msg), gs->msg.len))
 		gw_metric_add(GW_M_PUBLISHED, 1);
 	else
 		gw_log_err("gift txn %s is journaled but could not enter room %.*s", p->g.txn,
 			   (int)p->room_len, p->room_name);
-	gw_buf_free(&msg);
 	p->done(p->arg, 0, gw_buf_data(&p->receipt), p->receipt.len, NULL);
 	gw_room_release(p->room);
 	p->room = NULL;
@@ -327,67 +386,60 @@ static void journaled(void *arg, int status)
 	board_push(gs, p); /* the board thread frees it */
 }
 
-int gw_gifts_send(struct gw_gifts *gs, struct gw_room *room, struct json_object *obj,
-		  gw_gifts_done_fn done, void *arg, struct gw_buf *out, struct gw_err *err)
+/*
+ * Checker thread: every check after the request's shape, the receipt, and the
+ * journal append. Takes p: it goes on to the journal, or done is called here.
+ */
+static void check(struct gw_gifts *gs, struct pend *p)
 {
-	struct pend *p = calloc(1, sizeof(*p));
 	const struct gw_catalog_item *item;
 	unsigned char pk[32];
-	const char *rname;
 	int64_t now = gw_clock_wall_ms();
-	struct gw_buf rec;
-	int rc = -1;
+	struct gw_buf rec, dup;
+	struct gw_err err;
 
 	gw_buf_init(&rec, 0);
-	if (!p)
-		return gw_fail(err, 503, "no_memory", "out of memory");
-	gw_buf_init(&p->receipt, 0);
-	p->gs = gs;
-	rname = gw_room_name(room, &p->room_len);
-	memcpy(p->room_name, rname, p->room_len);
-
-	if (gw_gift_from_json(obj, &p->g, err))
-		goto out;
+	gw_buf_init(&dup, 0);
 	if (!gw_keys_get(gs->keys, p->g.uid, strlen(p->g.uid), pk)) {
-		gw_fail(err, 403, "unknown_uid", "no public key is registered for this uid");
-		goto out;
+		gw_fail(&err, 403, "unknown_uid", "no public key is registered for this uid");
+		goto refuse;
 	}
 	if (!gw_gift_verify(&p->g, p->room_name, p->room_len, pk)) {
-		gw_fail(err, 401, "bad_signature", "sig does not verify for this uid's key");
-		goto out;
+		gw_fail(&err, 401, "bad_signature", "sig does not verify for this uid's key");
+		goto refuse;
 	}
 	if (p->g.ts < now - gs->max_skew_ms || p->g.ts > now + gs->max_skew_ms) {
-		gw_fail(err, 401, "stale", "ts is more than %lld s from the server's clock",
+		gw_fail(&err, 401, "stale", "ts is more than %lld s from the server's clock",
 			(long long)(gs->max_skew_ms / 1000));
-		goto out;
+		goto refuse;
 	}
 	item = gw_catalog_find(gs->catalog, p->g.gift, strlen(p->g.gift));
 	if (!item) {
-		gw_fail(err, 400, "bad_gift", "no such gift in the catalog");
-		goto out;
+		gw_fail(&err, 400, "bad_gift", "no such gift in the catalog");
+		goto refuse;
 	}
 	p->value = item->price * p->g.count;
 
 	ledger_gift_of(&p->lg, &p->g, p->room_name, p->room_len);
-	switch (gw_ledger_begin(gs->ledger, &p->lg, now, out)) {
+	switch (gw_ledger_begin(gs->ledger, &p->lg, now, &dup)) {
 	case GW_LEDGER_NEW:
 		break;
 	case GW_LEDGER_DUPLICATE:
-		rc = 1;
+		p->done(p->arg, 0, gw_buf_data(&dup), dup.len, NULL);
 		goto out;
 	case GW_LEDGER_PENDING:
-		gw_fail(err, 409, "in_progress", "this txn is being stored; retry shortly");
-		err->retry_after_s = 1;
-		goto out;
+		gw_fail(&err, 409, "in_progress", "this txn is being stored; retry shortly");
+		err.retry_after_s = 1;
+		goto refuse;
 	case GW_LEDGER_CONFLICT:
-		gw_fail(err, 409, "conflict", "this txn was used for another room, gift or count");
-		goto out;
+		gw_fail(&err, 409, "conflict", "this txn was used for another room, gift or count");
+		goto refuse;
 	case GW_LEDGER_REPLAY:
-		gw_fail(err, 409, "replay", "this nonce was already used by this uid");
-		goto out;
+		gw_fail(&err, 409, "replay", "this nonce was already used by this uid");
+		goto refuse;
 	default:
-		gw_fail(err, 503, "no_memory", "out of memory");
-		goto out;
+		gw_fail(&err, 503, "no_memory", "out of memory");
+		goto refuse;
 	}
 
 	/* Reserved: from here every path commits or aborts the ledger entry. */
@@ -400,30 +452,102 @@ int gw_gifts_send(struct gw_gifts *gs, struct gw_room *room, struct json_object 
 			    &p->receipt) ||
 	    encode_record(p, now, &rec)) {
 		gw_ledger_abort(gs->ledger, &p->lg);
-		gw_fail(err, 503, "no_memory", "out of memory");
-		goto out;
+		gw_fail(&err, 503, "no_memory", "out of memory");
+		goto refuse;
 	}
-	gw_room_ref(room);
-	p->room = room;
-	p->done = done;
-	p->arg = arg;
 	if (gw_journal_append(gs->journal, gw_buf_data(&rec), rec.len, journaled, p)) {
 		int e = errno;
 		gw_ledger_abort(gs->ledger, &p->lg);
-		gw_fail(err, 503, e == EAGAIN ? "busy" : "journal_failed",
+		gw_fail(&err, 503, e == EAGAIN ? "busy" : "journal_failed",
 			e == EAGAIN ? "the gift journal is saturated; retry shortly"
 				    : "gifts cannot be stored durably right now");
 		if (e == EAGAIN)
-			err->retry_after_s = 1;
-		goto out;
+			err.retry_after_s = 1;
+		goto refuse;
 	}
 	p = NULL; /* journaled() owns it now */
-	rc = 0;
+	goto out;
+refuse:
+	p->done(p->arg, -1, NULL, 0, &err);
 out:
 	if (p)
 		pend_free(p);
 	gw_buf_free(&rec);
-	return rc;
+	gw_buf_free(&dup);
+}
+
+static void *checker_main(void *arg)
+{
+	struct gw_gifts *gs = arg;
+
+	pthread_mutex_lock(&gs->cq_lock);
+	for (;;) {
+		struct pend *p;
+
+		while (!gs->cq_head && !gs->cq_stop) {
+			gs->cq_idle++;
+			pthread_cond_wait(&gs->cq_cond, &gs->cq_lock);
+			gs->cq_idle--;
+		}
+		p = gs->cq_head;
+		if (!p)
+			break; /* stopping, and the queue is drained */
+		gs->cq_head = p->next;
+		if (!gs->cq_head)
+			gs->cq_tail = &gs->cq_head;
+		gs->cq_len--;
+		pthread_mutex_unlock(&gs->cq_lock);
+		p->next = NULL;
+		check(gs, p);
+		pthread_mutex_lock(&gs->cq_lock);
+	}
+	pthread_mutex_unlock(&gs->cq_lock);
+	return NULL;
+}
+
+int gw_gifts_send(struct gw_gifts *gs, struct gw_room *room, struct json_object *obj,
+		  gw_gifts_done_fn done, void *arg, struct gw_err *err)
+{
+	struct gw_gift g;
+
+	if (gw_gift_from_json(obj, &g, err))
+		return -1;
+	return gw_gifts_send_gift(gs, room, &g, done, arg, err);
+}
+
+int gw_gifts_send_gift(struct gw_gifts *gs, struct gw_room *room, const struct gw_gift *g,
+		       gw_gifts_done_fn done, void *arg, struct gw_err *err)
+{
+	struct pend *p = malloc(sizeof(*p));
+	const char *rname;
+	bool full;
+
+	if (!p)
+		return gw_fail(err, 503, "no_memory", "out of memory");
+	*p = (struct pend){.gs = gs, .g = *g, .done = done, .arg = arg};
+	gw_buf_init(&p->receipt, 0);
+	rname = gw_room_name(room, &p->room_len);
+	memcpy(p->room_name, rname, p->room_len);
+	gw_room_ref(room);
+	p->room = room;
+
+	pthread_mutex_lock(&gs->cq_lock);
+	full = gs->cq_len >= gs->cq_max;
+	if (!full) {
+		*gs->cq_tail = p;
+		gs->cq_tail = &p->next;
+		gs->cq_len++;
+		if (gs->cq_idle)
+			pthread_cond_signal(&gs->cq_cond);
+	}
+	pthread_mutex_unlock(&gs->cq_lock);
+	if (full) {
+		pend_free(p);
+		gw_fail(err, 503, "busy", "too many gifts are waiting to be checked; retry shortly");
+		err->retry_after_s = 1;
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- keys, boards, catalog ---------------------------------------------------------------- */
@@ -497,9 +621,14 @@ struct gw_gifts *gw_gifts_open(const struct gw_gifts_conf *conf, struct gw_rooms
 	gs->rooms = rooms;
 	gs->max_skew_ms = conf->max_skew_ms;
 	atomic_init(&gs->board_stack, NULL);
+	gw_buf_init(&gs->msg, 0);
 	pthread_mutex_init(&gs->seq_lock, NULL);
 	pthread_mutex_init(&gs->q_lock, NULL);
 	pthread_cond_init(&gs->q_cond, NULL);
+	pthread_mutex_init(&gs->cq_lock, NULL);
+	pthread_cond_init(&gs->cq_cond, NULL);
+	gs->cq_tail = &gs->cq_head;
+	gs->cq_max = conf->queue_max > 0 ? (size_t)conf->queue_max : 1;
 	snprintf(path, sizeof(path), "%s/server.key", conf->data_dir);
 	if (cr_server_key_load(path, gs->pk, gs->sk, err, errlen))
 		goto fail;
@@ -523,15 +652,28 @@ struct gw_gifts *gw_gifts_open(const struct gw_gifts_conf *conf, struct gw_rooms
 	gs->journal = gw_journal_open(path, replay, gs, err, errlen);
 	if (!gs->journal)
 		goto fail;
+	gw_journal_set_group_delay(gs->journal, (unsigned)conf->commit_delay_us);
 	gw_board_refresh(gs->board, NULL, NULL); /* snapshots for GET right after a restart */
 	if (pthread_create(&gs->board_thread, NULL, board_main, gs)) {
 		snprintf(err, errlen, "cannot start the leaderboard thread");
 		goto fail;
 	}
 	gs->board_started = true;
-	gw_log_info("gifts: %llu journaled, %zu keys, %zu gifts in the catalog",
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned want = conf->threads > 0 ? (unsigned)conf->threads : cores > 0 ? (unsigned)cores : 1;
+	gs->checkers = calloc(want, sizeof(*gs->checkers));
+	if (!gs->checkers) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (; gs->nchecker < want; gs->nchecker++)
+		if (pthread_create(&gs->checkers[gs->nchecker], NULL, checker_main, gs)) {
+			snprintf(err, errlen, "cannot start gift checker thread %u", gs->nchecker);
+			goto fail;
+		}
+	gw_log_info("gifts: %llu journaled, %zu keys, %zu gifts in the catalog, %u checkers",
 		    (unsigned long long)gw_journal_records(gs->journal), gw_keys_count(gs->keys),
-		    gw_catalog_count(gs->catalog));
+		    gw_catalog_count(gs->catalog), gs->nchecker);
 	return gs;
 fail:
 	gw_gifts_close(gs);
@@ -542,7 +684,15 @@ void gw_gifts_close(struct gw_gifts *gs)
 {
 	if (!gs)
 		return;
-	/* The journal first: its last done callbacks still feed the board queue. */
+	/* Checkers first (they drain the queue into the journal), then the journal: its
+	 * last done callbacks still feed the board stack. */
+	pthread_mutex_lock(&gs->cq_lock);
+	gs->cq_stop = true;
+	pthread_cond_broadcast(&gs->cq_cond);
+	pthread_mutex_unlock(&gs->cq_lock);
+	for (unsigned i = 0; i < gs->nchecker; i++)
+		pthread_join(gs->checkers[i], NULL);
+	free(gs->checkers);
 	if (gs->journal)
 		gw_journal_close(gs->journal);
 	if (gs->board_started) {
@@ -556,6 +706,7 @@ void gw_gifts_close(struct gw_gifts *gs)
 		n = p->next;
 		free(p);
 	}
+	gw_buf_free(&gs->msg);
 	gw_map_free(gs->seqs, free);
 	gw_board_free(gs->board);
 	gw_ledger_free(gs->ledger);
@@ -565,5 +716,7 @@ void gw_gifts_close(struct gw_gifts *gs)
 	pthread_mutex_destroy(&gs->seq_lock);
 	pthread_mutex_destroy(&gs->q_lock);
 	pthread_cond_destroy(&gs->q_cond);
+	pthread_mutex_destroy(&gs->cq_lock);
+	pthread_cond_destroy(&gs->cq_cond);
 	free(gs);
 }

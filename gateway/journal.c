@@ -34,6 +34,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A writer batch buffer bigger than this is freed after use rather than kept. */
@@ -133,6 +134,7 @@ struct gw_journal {
 	int status;           /* under lock: 0, or -errno of the first write/sync failure */
 	bool stopping;        /* under lock: close has begun */
 	bool fail_next_sync;  /* under lock: test hook */
+	unsigned delay_us;    /* under lock: group delay, see journal.h */
 
 	atomic_bool failed; /* mirrors status != 0 for lock-free readers */
 	atomic_uint_fast64_t records;
@@ -222,10 +224,27 @@ static void commit(struct gw_journal *j, struct batch *b, int status, bool injec
 		batch_free(b);
 }
 
+/* Under lock: let the pending batch fill until usec after now, or until stopping. */
+static void group_wait(struct gw_journal *j, unsigned usec)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += usec / 1000000;
+	until.tv_nsec += (long)(usec % 1000000) * 1000;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (!j->stopping && pthread_cond_timedwait(&j->wake, &j->lock, &until) != ETIMEDOUT)
+		;
+}
+
 static void *writer_main(void *p)
 {
 	struct gw_journal *j = p;
 	struct batch mine = {0};
+	size_t last_n = 0;
 
 	pthread_mutex_lock(&j->lock);
 	for (;;) {
@@ -237,6 +256,9 @@ static void *writer_main(void *p)
 			pthread_cond_wait(&j->wake, &j->lock);
 		if (j->pending.n == 0)
 			break; /* stopping, and everything accepted has been reported */
+		if (j->delay_us && last_n > 1 && !j->stopping)
+			group_wait(j, j->delay_us);
+		last_n = j->pending.n;
 		tmp = j->pending;
 		j->pending = mine;
 		mine = tmp;
@@ -340,6 +362,13 @@ uint64_t gw_journal_records(const struct gw_journal *j)
 uint64_t gw_journal_syncs(const struct gw_journal *j)
 {
 	return atomic_load_explicit(&j->syncs, memory_order_relaxed);
+}
+
+void gw_journal_set_group_delay(struct gw_journal *j, unsigned usec)
+{
+	pthread_mutex_lock(&j->lock);
+	j->delay_us = usec;
+	pthread_mutex_unlock(&j->lock);
 }
 
 void gw_journal_fail_next_sync_for_test(struct gw_journal *j)
@@ -490,6 +519,7 @@ struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay
 	uint64_t size = 0, good_end = 0, count = 0;
 	const char *why = NULL;
 	sigset_t all, old;
+	pthread_condattr_t ca;
 	struct stat st;
 	bool mutex_ok = false, cond_ok = false;
 	int e;
@@ -508,7 +538,14 @@ struct gw_journal *gw_journal_open(const char *path, gw_journal_replay_fn replay
 		goto out;
 	}
 	mutex_ok = true;
-	if (pthread_cond_init(&j->wake, NULL)) {
+	/* The group delay waits on it with a monotonic deadline. */
+	e = pthread_condattr_init(&ca);
+	if (!e) {
+		e = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ||
+		    pthread_cond_init(&j->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (e) {
 		set_err(err, errlen, "journal %s: cannot create condition variable", path);
 		goto out;
 	}

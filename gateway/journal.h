@@ -80,6 +80,13 @@
  *     4. Still without the lock it calls every done(arg, status) of the batch in
  *        append order on the writer thread: status 0 means durable; a negative
  *        errno means the gift must not be acknowledged (answer 503).
+ *   Group delay (gw_journal_set_group_delay, default 0 = none). Under load an
+ *   fdatasync costs about as much CPU whether it carries one record or fifty,
+ *   so in step 2, having found the batch non-empty, the writer lets it fill
+ *   for `delay` more, but only when the previous batch held more than one
+ *   record: a lone gift on a quiet gateway is written at once. It waits on
+ *   `wake` with a deadline; appends do not signal a non-empty batch, so only
+ *   stop cuts the wait short.
  *   Once failed, the journal stays failed: later batches already accepted are
  *   not written, their callbacks get the same negative status, and appends
  *   return -1. A record reported as failed may still be in the file (the write
@@ -162,6 +169,13 @@ int gw_journal_append(struct gw_journal *j, const void *rec, size_t len, gw_jour
 
 /* Bytes of framed records that may wait for the writer before appends get EAGAIN. */
 #define GW_JOURNAL_MAX_PENDING (16u * 1024u * 1024u)
+
+/*
+ * Let a batch collect appends for up to usec microseconds before it is
+ * written, when the previous batch held more than one record (see "Group
+ * delay" above); 0 turns it off. Any thread; applies from the next batch.
+ */
+void gw_journal_set_group_delay(struct gw_journal *j, unsigned usec);
 
 /* True once a write or fdatasync has failed; never becomes false again. Any thread. */
 bool gw_journal_failed(const struct gw_journal *j);

@@ -72,6 +72,15 @@ int main(int argc, char **argv)
 		}
 	/* glibc reads the time zone lazily; do it once before threads log or format times. */
 	tzset();
+	/*
+	 * Before any thread starts (the journal and leaderboard threads below, then
+	 * the workers): every thread inherits this mask, so SIGINT/SIGTERM reach only
+	 * sigwait below and never kill the process through a thread that lets them in.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	if (mkdir(cfg.data_dir, 0700) && errno != EEXIST) {
 		gw_log_err("cannot create --data-dir %s: %s", cfg.data_dir, strerror(errno));
 		goto out;
@@ -103,7 +112,10 @@ int main(int argc, char **argv)
 
 	gifts = gw_gifts_open(&(struct gw_gifts_conf){.data_dir = cfg.data_dir,
 						      .catalog_file = cfg.gift_catalog_file,
-						      .max_skew_ms = cfg.gift_max_skew * 1000},
+						      .max_skew_ms = cfg.gift_max_skew * 1000,
+						      .commit_delay_us = cfg.gift_commit_delay_us,
+						      .threads = cfg.gift_threads,
+						      .queue_max = cfg.gift_queue_max},
 			      rooms, err, sizeof(err));
 	if (!gifts) {
 		gw_log_err("gifts: %s", err);
@@ -114,11 +126,6 @@ int main(int argc, char **argv)
 	if (!admin_token)
 		admin_token = cfg.admin_token;
 
-	/* Workers inherit this mask, so only sigwait below sees the signals. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	srv = tp_server_start(&cfg, rooms, ingest, gifts, admin_token, err, sizeof(err));

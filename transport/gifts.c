@@ -1,7 +1,8 @@
 /*
  * Gift endpoints: the catalog, the server key, key registration, sending
  * (HTTP and the WebSocket op) and leaderboards. A send's answer comes back
- * from the journal's thread as a struct tp_answer (see internal.h); the
+ * from a gift checker or the journal's thread as a struct tp_answer (see
+ * internal.h); the
  * worker delivers it to the connection if that is still open. Worker thread,
  * except gift_done.
  */
@@ -12,13 +13,14 @@
 
 #include "crypto/sign.h"
 #include "gateway/catalog.h"
+#include "gateway/gift.h"
 #include "gateway/gifts.h"
 #include "gateway/ingest.h"
 #include "gateway/json.h"
 #include "gateway/metrics.h"
 #include "transport/internal.h"
 
-/* Journal thread: fill the answer and send it back to its worker. */
+/* A gift checker or the journal thread: fill the answer and send it back to its worker. */
 static void gift_done(void *arg, int status, const char *receipt, size_t len,
 		      const struct gw_err *err)
 {
@@ -53,7 +55,9 @@ static int ws_frame(const struct tp_answer *a, struct gw_buf *b)
 
 	if (a->status == 200) {
 		gw_buf_reset(b);
-		rc |= gw_buf_printf(b, "{\"op\":\"ack\",\"id\":%s,\"receipt\":", a->ws_id);
+		rc |= gw_buf_puts(b, "{\"op\":\"ack\",\"id\":");
+		rc |= gw_buf_puts(b, a->ws_id);
+		rc |= gw_buf_puts(b, ",\"receipt\":");
 		rc |= gw_buf_append(b, gw_buf_data(&a->body), a->body.len);
 		rc |= gw_buf_putc(b, '}');
 		return rc ? -1 : 0;
@@ -83,11 +87,9 @@ int tp_gift_post(struct tp_conn *c)
 {
 	struct json_object *obj = NULL;
 	struct tp_answer *a = NULL;
-	struct gw_buf *out = &c->wk->out;
 	struct gw_err err;
 	int rc;
 
-	gw_buf_reset(out);
 	if (gw_ingest_parse(gw_buf_data(&c->body), c->body.len, &obj, &err))
 		goto refuse;
 	a = tp_answer_new(c);
@@ -95,7 +97,7 @@ int tp_gift_post(struct tp_conn *c)
 		gw_fail(&err, 503, "no_memory", "out of memory");
 		goto refuse;
 	}
-	rc = gw_gifts_send(c->wk->srv->gifts, c->room, obj, gift_done, a, out, &err);
+	rc = gw_gifts_send(c->wk->srv->gifts, c->room, obj, gift_done, a, &err);
 	json_object_put(obj);
 	obj = NULL;
 	if (rc == 0) {
@@ -106,12 +108,6 @@ int tp_gift_post(struct tp_conn *c)
 		c->state = TP_ANSWER;
 		return 0;
 	}
-	answer_detach(c, a);
-	tp_answer_free(a);
-	tp_conn_release(c);
-	if (rc == 1)
-		return tp_http_defer(c, 200, gw_buf_data(out), out->len, NULL);
-	return tp_http_defer(c, err.status, NULL, 0, &err);
 refuse:
 	json_object_put(obj);
 	if (a) {
@@ -122,30 +118,45 @@ refuse:
 	return tp_http_defer(c, err.status, NULL, 0, &err);
 }
 
-int tp_ws_gift(struct tp_conn *c, struct json_object *obj, const char *id)
+/* Send a WebSocket gift op: obj (json-c) or g (already parsed) is the request. */
+static int ws_send(struct tp_conn *c, struct json_object *obj, const struct gw_gift *g,
+		   const char *id)
 {
 	struct tp_answer *a = tp_answer_new(c);
-	struct gw_buf *out = &c->wk->out;
+	struct gw_gifts *gs = c->wk->srv->gifts;
 	int rc;
 
 	if (!a)
 		return -1;
+	/* A WebSocket answer never becomes an HTTP body: no header room (a small allocation). */
+	gw_buf_init(&a->body, 0);
 	snprintf(a->ws_id, sizeof(a->ws_id), "%s", id);
-	gw_buf_reset(out);
-	rc = gw_gifts_send(c->wk->srv->gifts, c->room, obj, gift_done, a, out, &a->err);
+	rc = g ? gw_gifts_send_gift(gs, c->room, g, gift_done, a, &a->err)
+	       : gw_gifts_send(gs, c->room, obj, gift_done, a, &a->err);
 	if (rc == 0)
 		return 0; /* the answer comes back through tp_gift_delivered */
 	answer_detach(c, a);
-	if (rc == 1) {
-		a->status = 200;
-		gw_buf_append(&a->body, gw_buf_data(out), out->len);
-	} else {
-		a->status = a->err.status;
-		gw_metric_reject(a->err.code);
-	}
+	a->status = a->err.status;
+	gw_metric_reject(a->err.code);
 	rc = ws_frame(a, &c->wk->zout) ? -1 : tp_ws_reply(c, &c->wk->zout);
 	tp_answer_free(a);
 	return rc;
+}
+
+int tp_ws_gift(struct tp_conn *c, struct json_object *obj, const char *id)
+{
+	return ws_send(c, obj, NULL, id);
+}
+
+bool tp_ws_gift_plain(struct tp_conn *c, const char *msg, size_t len, int *rc)
+{
+	struct gw_gift g;
+	char id[sizeof(((struct tp_answer *)0)->ws_id)];
+
+	if (!gw_gift_parse_op(msg, len, &g, id, sizeof(id)))
+		return false;
+	*rc = ws_send(c, NULL, &g, id);
+	return true;
 }
 
 /* PUT /v1/keys/{uid}: body arrived. */

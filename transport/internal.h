@@ -74,6 +74,16 @@ struct tp_worker {
 	struct tp_gzip *gzip;
 	struct tp_conn *ws_conns; /* open WebSockets, for shutdown */
 	_Atomic(struct tp_answer *) answers; /* see struct tp_answer */
+	/* ws.c: the last plain batch frame built, reused by subscribers at its cursor */
+	struct tp_ws_shared {
+		const struct gw_room *room; /* NULL: nothing kept */
+		struct gw_pos from;         /* the cursor it was built for */
+		uint64_t head;              /* the room's ring head right after building */
+		uint64_t last;              /* the cursor it leaves its reader at */
+		int64_t built_ms;           /* monotonic */
+		struct gw_batch info;
+		struct gw_buf frame;        /* headroom LWS_PRE */
+	} ws_shared;
 };
 
 struct tp_server {
@@ -205,6 +215,12 @@ int tp_gift_post(struct tp_conn *c);
 int tp_gift_put_key(struct tp_conn *c);
 void tp_gift_delivered(struct tp_answer *a);
 int tp_ws_gift(struct tp_conn *c, struct json_object *obj, const char *id);
+/*
+ * A gift op in its plain form (gw_gift_parse_op) is sent without json-c:
+ * true with *rc what the RECEIVE callback returns; false: not that form, parse
+ * it the usual way.
+ */
+bool tp_ws_gift_plain(struct tp_conn *c, const char *msg, size_t len, int *rc);
 
 /* poll.c */
 int tp_poll_request(struct tp_conn *c);

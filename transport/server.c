@@ -335,6 +335,7 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 	wk->lfd = -1;
 	gw_buf_init(&wk->out, LWS_PRE + TP_HDR_ROOM);
 	gw_buf_init(&wk->zout, LWS_PRE + TP_HDR_ROOM);
+	gw_buf_init(&wk->ws_shared.frame, LWS_PRE);
 	wk->gzip = tp_gzip_new((int)cfg->gzip_level);
 	wk->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!wk->gzip || !wk->loop) {
@@ -412,6 +413,7 @@ static void worker_fini(struct tp_worker *wk)
 	tp_gzip_free(wk->gzip);
 	gw_buf_free(&wk->out);
 	gw_buf_free(&wk->zout);
+	gw_buf_free(&wk->ws_shared.frame);
 }
 
 static void *worker_main(void *arg)
@@ -457,11 +459,12 @@ struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *
 		/*
 		 * lws keeps one rx buffer of this size per WebSocket for as long as it is
 		 * open, and hands us what arrives in pieces of at most this size (we
-		 * reassemble messages ourselves). 256 bytes holds any control frame
-		 * (payload <= 125) and keeps an idle WebSocket near 2 KB of userspace:
-		 * measured 2.85 KB at 1024, 2.3 KB at 512, 2.05 KB at 256 (docs/benchmarks.md).
+		 * reassemble messages ourselves). 128 bytes still holds any control frame
+		 * whole (payload <= 125) and keeps an idle WebSocket near 2 KB of
+		 * userspace: RSS growth per connection measured 2.85 KB at 1024, 2.3 KB
+		 * at 512, 2.06 KB at 256, 2.0 KB at 128 (docs/benchmarks.md).
 		 */
-		.rx_buffer_size = 256,
+		.rx_buffer_size = 128,
 		/* lws caps each send at tx_packet_size (else rx_buffer_size): let batches go whole. */
 		.tx_packet_size = 65536,
 	};

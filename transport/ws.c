@@ -16,6 +16,7 @@
 #include "gateway/ingest.h"
 #include "gateway/json.h"
 #include "gateway/metrics.h"
+#include "gateway/ring.h"
 #include "gateway/utf8.h"
 #include "transport/internal.h"
 
@@ -29,6 +30,8 @@
  */
 #define MAX_PENDING_REPLIES 64
 #define HARD_PENDING_REPLIES (4 * MAX_PENDING_REPLIES)
+/* Bytes of replies merged into one write (below the protocol's tx_packet_size). */
+#define REPLY_WRITE_MAX 49152
 
 struct tp_reply {
 	struct tp_reply *next;
@@ -36,10 +39,28 @@ struct tp_reply {
 	unsigned char data[]; /* LWS_PRE bytes, then the frame */
 };
 
+static int send_batch(struct tp_conn *c);
+
 static void ws_notify(struct gw_sub *sub)
 {
 	struct tp_conn *c = container_of(sub, struct tp_conn, sub);
 
+	/*
+	 * Send at once when nothing waits for c: asking for a writable callback
+	 * costs two epoll_ctl and a trip through the loop per subscriber per
+	 * flush (a fifth of a worker's CPU at 10k subscribers, docs/benchmarks.md).
+	 * lws 4.1.6 allows lws_write outside the writable callback: it keeps what
+	 * the socket does not take and asks for the callback itself, and we only
+	 * write here while its buffer is empty, so a slow reader still holds at
+	 * most one batch.
+	 */
+	if (c->state == TP_WS && !c->closing && !c->replies && !lws_partial_buffered(c->wsi)) {
+		if (send_batch(c) < 0) {
+			c->closing = true; /* the socket failed: the writable callback closes it */
+			lws_callback_on_writable(c->wsi);
+		}
+		return;
+	}
 	lws_callback_on_writable(c->wsi);
 }
 
@@ -170,6 +191,52 @@ int tp_ws_reply(struct tp_conn *c, const struct gw_buf *b)
 	return 0;
 }
 
+/*
+ * Send the waiting replies, oldest first, as many as fit in REPLY_WRITE_MAX
+ * bytes: each framed here (a server frame is unmasked: FIN + text opcode, then
+ * the length) and all of them handed to lws in one raw write, so a client
+ * with many ops in flight costs one send() per writable callback, not one
+ * per reply. Returns what lws_write returned (< 0: close).
+ */
+static int write_replies(struct tp_conn *c)
+{
+	struct gw_buf *b = &c->wk->out;
+	int n;
+
+	gw_buf_reset(b);
+	do {
+		struct tp_reply *r = c->replies;
+		unsigned char h[10];
+		size_t hl = 2;
+
+		if (b->len && b->len + r->len + sizeof(h) > REPLY_WRITE_MAX)
+			break;
+		h[0] = 0x81;
+		if (r->len < 126) {
+			h[1] = (unsigned char)r->len;
+		} else if (r->len < 65536) {
+			h[1] = 126;
+			h[2] = (unsigned char)(r->len >> 8);
+			h[3] = (unsigned char)r->len;
+			hl = 4;
+		} else {
+			h[1] = 127;
+			for (int i = 0; i < 8; i++)
+				h[2 + i] = (unsigned char)((uint64_t)r->len >> (56 - 8 * i));
+			hl = 10;
+		}
+		if (gw_buf_append(b, h, hl) || gw_buf_append(b, r->data + LWS_PRE, r->len))
+			return -1;
+		c->replies = r->next;
+		c->nreplies--;
+		free(r);
+	} while (c->replies);
+	if (!c->replies)
+		c->replies_tail = &c->replies;
+	n = lws_write(c->wsi, (unsigned char *)gw_buf_data(b), b->len, LWS_WRITE_RAW);
+	return n < 0 ? -1 : n;
+}
+
 int tp_ws_error_frame(struct gw_buf *b, const char *id, const struct gw_err *err)
 {
 	int rc = 0;
@@ -198,6 +265,8 @@ static int handle_message(struct tp_conn *c, const char *msg, size_t len)
 	uint64_t seq;
 	int rc;
 
+	if (tp_ws_gift_plain(c, msg, len, &rc))
+		return rc;
 	if (gw_ingest_parse(msg, len, &obj, &err))
 		return reply_error(c, id, &err);
 	if (json_object_object_get_ex(obj, "id", &v) &&
@@ -256,24 +325,12 @@ int tp_ws_receive(struct tp_conn *c, const void *in, size_t len)
 
 int tp_ws_writeable(struct tp_conn *c)
 {
-	struct tp_worker *wk = c->wk;
-	struct gw_batch info;
-
 	if (c->state != TP_WS)
 		return 0;
 	if (c->closing)
 		return -1; /* the close reason is set: lws sends the close frame */
 	if (c->replies) {
-		struct tp_reply *r = c->replies;
-		int n;
-
-		c->replies = r->next;
-		if (!c->replies)
-			c->replies_tail = &c->replies;
-		c->nreplies--;
-		n = lws_write(c->wsi, r->data + LWS_PRE, r->len, LWS_WRITE_TEXT);
-		free(r);
-		if (n < 0)
+		if (write_replies(c) < 0)
 			return -1;
 		if (c->rx_paused && c->nreplies < MAX_PENDING_REPLIES / 2) {
 			c->rx_paused = false;
@@ -283,18 +340,75 @@ int tp_ws_writeable(struct tp_conn *c)
 			lws_callback_on_writable(c->wsi);
 		return 0;
 	}
+	return send_batch(c);
+}
+
+/* How long a shared batch may be handed out (bounds how stale its window check is). */
+#define SHARED_BATCH_MAX_AGE_MS 100
+
+/*
+ * c's next batch as a frame for lws_write. A subscriber without a client id
+ * or advice gets the plain batch, and when a flush reaches a room its
+ * subscribers nearly all sit at the same cursor: the worker keeps the last
+ * plain batch it built and hands it to everyone at that cursor while nothing
+ * was published since (same ring head), so a flush reads the ring once per
+ * room, not once per subscriber. 0, or -1 on OOM.
+ */
+static int batch_frame(struct tp_conn *c, struct gw_buf **frame, struct gw_batch *info)
+{
+	struct tp_worker *wk = c->wk;
+	struct tp_ws_shared *sh = &wk->ws_shared;
+	const struct gw_ring *ring = gw_room_ring(c->room);
+	struct gw_pos from = c->pos;
+	int64_t now = gw_clock_mono_ms();
+	uint64_t head = gw_ring_head(ring);
+
+	if (c->client_len || c->advice) {
+		gw_buf_reset(&wk->out);
+		*frame = &wk->out;
+		return tp_adapt_batch(c, GW_TP_WS, c->advice, &wk->out, info);
+	}
+	*frame = &sh->frame;
+	if (sh->room == c->room && !from.owe_gap && sh->from.epoch == from.epoch &&
+	    sh->from.after == from.after && sh->head == head &&
+	    now - sh->built_ms <= SHARED_BATCH_MAX_AGE_MS) {
+		c->pos.after = sh->last;
+		*info = sh->info;
+		return 0;
+	}
+	sh->room = NULL;
+	gw_buf_reset(&sh->frame);
+	if (gw_batch_build(c->room, &c->pos, (size_t)wk->srv->cfg->batch_max_bytes, &sh->frame,
+			   info))
+		return -1;
+	/* A gap owed to this reader alone is not everyone's batch. */
+	if (!from.owe_gap) {
+		sh->room = c->room;
+		sh->from = from;
+		sh->head = head; /* read before building: anything newer forces a rebuild */
+		sh->last = c->pos.after;
+		sh->built_ms = now;
+		sh->info = *info;
+	}
+	return 0;
+}
+
+/* Send c's batch; batch_max_bytes left more: ask for another writable. 0, or -1: close. */
+static int send_batch(struct tp_conn *c)
+{
+	struct gw_buf *frame;
+	struct gw_batch info;
+
 	if (!c->advice && !gw_pos_pending(c->room, &c->pos))
 		return 0;
-	gw_buf_reset(&wk->out);
-	if (tp_adapt_batch(c, GW_TP_WS, c->advice, &wk->out, &info))
+	if (batch_frame(c, &frame, &info))
 		return close_with(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
 	free(c->advice);
 	c->advice = NULL;
-	if (lws_write(c->wsi, (unsigned char *)gw_buf_data(&wk->out), wk->out.len,
-		      LWS_WRITE_TEXT) < 0)
+	if (lws_write(c->wsi, (unsigned char *)gw_buf_data(frame), frame->len, LWS_WRITE_TEXT) < 0)
 		return -1;
 	gw_metric_add(GW_M_DELIVERED_WS, (int64_t)info.count);
-	gw_metric_add(GW_M_BYTES_WS, (int64_t)wk->out.len);
+	gw_metric_add(GW_M_BYTES_WS, (int64_t)frame->len);
 	if (info.gap)
 		gw_metric_add(GW_M_GAPS, 1);
 	if (info.more)

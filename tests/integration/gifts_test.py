@@ -993,6 +993,49 @@ class WebSocket(GiftCase):
         wait_leaderboard(self.srv, rm, {v.uid: 4 * self.catalog()["heart"]})
 
 
+class Busy(GiftCase):
+    def test_ws_gifts_past_the_check_queue_are_busy_and_retry_cleanly(self):
+        """gift_queue_max 1, one checker: 40 gift ops arriving in one TCP write overflow the
+        check queue. Every op is answered exactly once, with an ack or 503-style busy; retrying
+        the busy ones (same txn) then acknowledges each, and every gift counts exactly once."""
+        srv = self.new_server(["--admin-token", TOKEN, "--gift-threads", "1",
+                               "--gift-queue-max", "1"])
+        rm = lg.room("busy")
+        v = Viewer().register(srv)
+        bodies = {i: v.body(rm, "rose", 1) for i in range(40)}
+        ws = lg.RawWS(srv, "/v1/rooms/%s/ws" % rm)
+        try:
+            ws.sock.sendall(b"".join(
+                lg.RawWS.frame(0x1, json.dumps(dict(b, op="gift", id=i)).encode())
+                for i, b in bodies.items()))
+            replies = {}
+
+            def collect(want):
+                deadline = time.monotonic() + 20
+                while len(want - set(replies)) and time.monotonic() < deadline:
+                    op, payload = ws.read_frame(deadline - time.monotonic())
+                    f = json.loads(payload) if op == 0x1 else {}
+                    if "op" in f:
+                        self.assertNotIn(f["id"], replies, "answered twice: %r" % f)
+                        replies[f["id"]] = f
+                self.assertEqual(want - set(replies), set(), "unanswered ops")
+
+            collect(set(bodies))
+            busy = [i for i, f in replies.items() if f["op"] == "error"]
+            for i, f in replies.items():
+                self.assertIn((f["op"], f.get("error")), {("ack", None), ("error", "busy")}, f)
+            self.assertTrue(busy, "40 ops in one write never filled a queue of 1")
+            print("  [%d of 40 ops answered busy]" % len(busy))
+            for i in busy:  # one at a time now: the queue has room
+                del replies[i]
+                ws.send(0x1, json.dumps(dict(bodies[i], op="gift", id=i)).encode())
+                collect({i})
+                self.assertEqual(replies[i]["op"], "ack", replies[i])
+        finally:
+            ws.close()
+        wait_leaderboard(srv, rm, {v.uid: 40 * self.catalog(srv)["rose"]})
+
+
 class Restart(GiftCase):
     def test_clean_restart_keeps_server_key_keys_and_seqs(self):
         srv = self.new_server(["--admin-token", TOKEN])

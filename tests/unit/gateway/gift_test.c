@@ -2,8 +2,10 @@
  * Tests for gateway/gift.c: the canonical bytes of the example documented in
  * gift.h (byte for byte, with its documented signature), grammar checks on
  * hand-filled gifts, JSON validation of every bad field class, verification
- * failing after any signed field changes, and the receipt's JSON and
- * signature over the documented receipt bytes.
+ * failing after any signed field changes, the receipt's JSON and
+ * signature over the documented receipt bytes, and the plain-form gift op
+ * parser agreeing with the full json-c path on every message it accepts
+ * (hand-picked forms and thousands of mutations).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include "crypto/b64.h"
 #include "crypto/sign.h"
 #include "gateway/gift.h"
+#include "gateway/ingest.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -599,6 +602,189 @@ static int group_setup(void **state)
 	return 0;
 }
 
+/* ---- the plain form of the gift op ---------------------------------------------------- */
+
+#define OP_FIELDS                                                                                  \
+	"\"uid\":\"viewer_42\",\"gift\":\"rose\",\"count\":3,\"txn\":\"t-0001\","                  \
+	"\"ts\":1700000000000,\"nonce\":\"00112233445566778899aabbccddeeff\",\"sig\":\"" EX_SIG64  \
+	"\""
+#define OP_PLAIN "{\"op\":\"gift\",\"id\":7," OP_FIELDS "}"
+
+/*
+ * The full path, as the WebSocket handler takes it: json-c in strict mode
+ * (gw_ingest_parse), op "gift", the id rendered by json-c, gw_gift_from_json.
+ * true when it accepts the message as a gift, with *g and id filled.
+ */
+static bool full_path(const char *msg, size_t len, struct gw_gift *g, char *id, size_t idcap)
+{
+	struct json_object *obj = NULL, *v;
+	struct gw_err err;
+	bool ok = false;
+
+	snprintf(id, idcap, "null");
+	if (gw_ingest_parse(msg, len, &obj, &err))
+		return false;
+	if (json_object_object_get_ex(obj, "id", &v) &&
+	    (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double) ||
+	     json_object_is_type(v, json_type_string)))
+		snprintf(id, idcap, "%s",
+		         json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+	ok = json_object_object_get_ex(obj, "op", &v) && json_object_is_type(v, json_type_string) &&
+	     !strcmp(json_object_get_string(v), "gift") && !gw_gift_from_json(obj, g, &err);
+	json_object_put(obj);
+	return ok;
+}
+
+/* When the plain parser accepts msg, the full path must accept it with the same result. */
+static bool plain_agrees(const char *msg, size_t len)
+{
+	struct gw_gift fast, full;
+	char fid[80], sid[80];
+
+	if (!gw_gift_parse_op(msg, len, &fast, fid, sizeof(fid)))
+		return false;
+	if (!full_path(msg, len, &full, sid, sizeof(sid)))
+		fail_msg("plain parser accepted what the full path refuses: %.*s", (int)len, msg);
+	if (memcmp(&fast, &full, sizeof(fast)) || strcmp(fid, sid))
+		fail_msg("plain and full parses differ (id %s vs %s): %.*s", fid, sid, (int)len,
+		         msg);
+	return true;
+}
+
+static void test_plain_op_accepts_the_usual_forms(void **state)
+{
+	static const char *const ok[] = {
+	    OP_PLAIN,
+	    "{\"uid\":\"viewer_42\",\"op\":\"gift\",\"gift\":\"rose\",\"count\":3,\"txn\":\"t-"
+	    "0001\","
+	    "\"ts\":1700000000000,\"nonce\":\"00112233445566778899aabbccddeeff\",\"sig\":"
+	    "\"" EX_SIG64 "\"}",
+	    /* Python's json.dumps separators, and whitespace of every kind */
+	    "{\"op\": \"gift\", \"id\": 7, \"uid\": \"viewer_42\", \"gift\": \"rose\", \"count\": "
+	    "3, "
+	    "\"txn\": \"t-0001\", \"ts\": 1700000000000, \"nonce\": "
+	    "\"00112233445566778899aabbccddeeff\", \"sig\": \"" EX_SIG64 "\"}",
+	    " {\n\t\"op\" :\r\"gift\" ,\"id\":\"abc-1\"," OP_FIELDS "\n}",
+	    "{\"op\":\"gift\",\"id\":0," OP_FIELDS "}",
+	    "{\"op\":\"gift\",\"id\":123456789012345678," OP_FIELDS "}",
+	};
+	struct gw_gift g;
+	char id[80];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (!plain_agrees(ok[i], strlen(ok[i])))
+			fail_msg("plain parser refused a usual form: %s", ok[i]);
+	assert_true(gw_gift_parse_op(OP_PLAIN, strlen(OP_PLAIN), &g, id, sizeof(id)));
+	assert_string_equal(id, "7");
+	assert_string_equal(g.uid, "viewer_42");
+	assert_int_equal(g.count, 3);
+	assert_true(g.ts == 1700000000000);
+	/* No id is "null"; an id that does not fit the caller's buffer is not plain. */
+	const char *noid = "{\"op\":\"gift\"," OP_FIELDS "}";
+	assert_true(gw_gift_parse_op(noid, strlen(noid), &g, id, sizeof(id)));
+	assert_string_equal(id, "null");
+	assert_false(gw_gift_parse_op(OP_PLAIN, strlen(OP_PLAIN), &g, id, 1));
+}
+
+static void test_plain_op_leaves_the_rest_to_the_full_path(void **state)
+{
+	static const char *const other[] = {
+	    "{\"op\":\"gift\",\"id\":7,\"uid\":\"viewer\\u005f42\",\"gift\":\"rose\",\"count\":3,"
+	    "\"txn\":\"t-0001\",\"ts\":1700000000000,\"nonce\":"
+	    "\"00112233445566778899aabbccddeeff\","
+	    "\"sig\":\"" EX_SIG64 "\"}",                         /* an escape */
+	    "{\"op\":\"gift\",\"id\":7,\"id\":8," OP_FIELDS "}", /* a repeated member */
+	    "{\"op\":\"gift\",\"x\":1," OP_FIELDS "}",           /* another member */
+	    "{\"op\":\"danmaku\"," OP_FIELDS "}",                /* another op */
+	    "{\"op\":\"gift\",\"id\":-1," OP_FIELDS "}",         /* ids json-c may spell */
+	    "{\"op\":\"gift\",\"id\":1.5," OP_FIELDS "}",        /* ... differently */
+	    "{\"op\":\"gift\",\"id\":\"a/b\"," OP_FIELDS "}",
+	    "{\"op\":\"gift\",\"id\":true," OP_FIELDS "}",
+	    "{\"op\":\"gift\",\"id\":1234567890123456789," OP_FIELDS "}",
+	    "{\"op\":\"gift\",\"id\":07," OP_FIELDS "}",
+	    OP_PLAIN "x",
+	    OP_PLAIN "{}",
+	    "{\"op\":\"gift\"",
+	    "{\"op\":\"gift\",\"id\":7," OP_FIELDS ",}",
+	    "[" OP_PLAIN "]",
+	};
+	static const char *const counts[] = {"3.0", "\"3\"", "-3",    "03",
+	                                     "3e0", "0",     "10000", "null"};
+	struct gw_gift g;
+	char id[80], msg[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		assert_false(gw_gift_parse_op(other[i], strlen(other[i]), &g, id, sizeof(id)));
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		snprintf(msg, sizeof(msg),
+		         "{\"op\":\"gift\",\"uid\":\"viewer_42\",\"gift\":\"rose\",\"count\":%s,"
+		         "\"txn\":\"t-0001\",\"ts\":1700000000000,"
+		         "\"nonce\":\"00112233445566778899aabbccddeeff\",\"sig\":\"" EX_SIG64 "\"}",
+		         counts[i]);
+		assert_false(gw_gift_parse_op(msg, strlen(msg), &g, id, sizeof(id)));
+	}
+	/* A signature that is not 64 bytes of base64: the full path words the error. */
+	snprintf(msg, sizeof(msg), "%s", OP_PLAIN);
+	*strstr(msg, "==\"}") = 'A';
+	assert_false(gw_gift_parse_op(msg, strlen(msg), &g, id, sizeof(id)));
+}
+
+/*
+ * Thousands of one- and two-byte mutations of plain messages (deleted,
+ * replaced or inserted bytes, chosen among JSON's own characters): whatever
+ * the plain parser accepts, the full path accepts with the same gift and id.
+ */
+static void test_plain_op_never_accepts_more_than_the_full_path(void **state)
+{
+	static const char alphabet[] = "{}[]:,\"\\ \t\n0123456789-+.eEaz_/ufnlt\x01\x7f\xc3";
+	static const char *const seeds[] = {
+	    OP_PLAIN,
+	    "{\"op\": \"gift\", \"id\": \"x\", \"uid\": \"viewer_42\", \"gift\": \"rose\", "
+	    "\"count\": 3, \"txn\": \"t-0001\", \"ts\": 1700000000000, \"nonce\": "
+	    "\"00112233445566778899aabbccddeeff\", \"sig\": \"" EX_SIG64 "\"}",
+	};
+	uint32_t rnd = 12345;
+	unsigned accepted = 0;
+	char msg[1024];
+
+	(void)state;
+	for (unsigned n = 0; n < 40000; n++) {
+		const char *seed = seeds[n % 2];
+		size_t len = strlen(seed);
+
+		memcpy(msg, seed, len);
+		for (unsigned m = 0; m < 1 + n % 2; m++) {
+			size_t at;
+			char c;
+
+			rnd = rnd * 1103515245u + 12345u;
+			at = (rnd >> 8) % (len + 1);
+			c = alphabet[(rnd >> 20) % (sizeof(alphabet) - 1)];
+			switch ((rnd >> 4) % 3) {
+			case 0: /* delete */
+				if (at < len) {
+					memmove(msg + at, msg + at + 1, len - at - 1);
+					len--;
+				}
+				break;
+			case 1: /* replace */
+				if (at < len)
+					msg[at] = c;
+				break;
+			default: /* insert */
+				memmove(msg + at + 1, msg + at, len - at);
+				msg[at] = c;
+				len++;
+			}
+		}
+		accepted += plain_agrees(msg, len);
+	}
+	/* Harmless mutations (whitespace, a different digit or letter) keep some accepted. */
+	assert_true(accepted > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +804,9 @@ int main(void)
 		cmocka_unit_test(test_receipt_canonical_bytes),
 		cmocka_unit_test(test_receipt_json_and_signature),
 		cmocka_unit_test(test_receipt_documented_example),
+		cmocka_unit_test(test_plain_op_accepts_the_usual_forms),
+		cmocka_unit_test(test_plain_op_leaves_the_rest_to_the_full_path),
+		cmocka_unit_test(test_plain_op_never_accepts_more_than_the_full_path),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -3,7 +3,9 @@
  * concurrent appends with group commit, recovery from a torn tail at every
  * byte offset and from every single-bit flip in the last record, refusal (and
  * no modification) when damage is before the tail, the failed-fsync path, and
- * that done callbacks only run once the record's bytes are in the file.
+ * that done callbacks only run once the record's bytes are in the file, and
+ * the group delay (batches fill while it runs; a lone record and close do not
+ * wait for it).
  *
  * Every payload is derived from (thread, seq), so replay can check each
  * record's exact bytes and each thread's order without keeping a copy.
@@ -27,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1000,6 +1003,140 @@ static void test_close_flushes(void **state)
 	gw_journal_close(j);
 }
 
+/* ---- group delay ------------------------------------------------------------- */
+
+/*
+ * Record 0's done callback (on the writer, before it looks for more work)
+ * appends records 1 and 2, so they form the next batch together: after that
+ * batch of two the group delay is armed.
+ */
+struct pair {
+	struct gw_journal *j;
+	struct waiter w;
+	atomic_int rc;
+};
+
+static void pair_done(void *arg, int status)
+{
+	struct pair *p = arg;
+	char buf[PAYLOAD_MAX];
+	int rc = 0;
+
+	if (status == 0) {
+		for (unsigned i = 1; i <= 2; i++) {
+			size_t len = payload(0, i, buf);
+
+			rc |= gw_journal_append(p->j, buf, len, waiter_done, &p->w);
+		}
+		atomic_store(&p->rc, rc);
+	}
+	waiter_done(&p->w, status);
+}
+
+/* A new journal at path with the delay set, holding records 0 (alone) and 1, 2 (a batch). */
+static void open_after_pair(struct pair *p, const char *path, unsigned delay_us)
+{
+	char err[256], buf[PAYLOAD_MAX];
+	size_t len = payload(0, 0, buf);
+
+	memset(p, 0, sizeof(*p));
+	waiter_init(&p->w);
+	atomic_init(&p->rc, -2);
+	p->j = gw_journal_open(path, NULL, NULL, err, sizeof(err));
+	assert_non_null(p->j);
+	gw_journal_set_group_delay(p->j, delay_us);
+	assert_int_equal(gw_journal_append(p->j, buf, len, pair_done, p), 0);
+	waiter_wait(&p->w, 3);
+	assert_int_equal(atomic_load(&p->rc), 0);
+	assert_int_equal(p->w.ok, 3);
+}
+
+static void append_seq(struct pair *p, unsigned seq)
+{
+	char buf[PAYLOAD_MAX];
+	size_t len = payload(0, seq, buf);
+
+	assert_int_equal(gw_journal_append(p->j, buf, len, waiter_done, &p->w), 0);
+}
+
+/* Reopen path and check it holds records 0..n-1 of thread 0, in order. */
+static void assert_records(const char *path, unsigned n)
+{
+	struct seq_replay r = {0};
+	struct gw_journal *j;
+	char err[256];
+
+	j = gw_journal_open(path, replay_seq, &r, err, sizeof(err));
+	assert_non_null(j);
+	assert_int_equal(r.n, n);
+	assert_false(r.mismatch);
+	gw_journal_close(j);
+}
+
+/*
+ * Under load (the previous batch held two records) a record waits for the
+ * delay, and one appended 20 ms later shares its fdatasync. Without the
+ * delay the writer would have committed the first alone long before.
+ */
+static void test_group_delay_fills_batch(void **state)
+{
+	struct pair p;
+	struct timespec gap = {0, 20 * 1000000L};
+	uint64_t syncs;
+
+	(void)state;
+	open_after_pair(&p, jpath("delay.j"), 2 * 1000 * 1000);
+	syncs = gw_journal_syncs(p.j);
+	append_seq(&p, 3);
+	nanosleep(&gap, NULL);
+	append_seq(&p, 4);
+	waiter_wait(&p.w, 5);
+	assert_int_equal(p.w.ok, 5);
+	assert_int_equal(gw_journal_syncs(p.j), syncs + 1);
+	gw_journal_close(p.j);
+	assert_records(jpath("delay.j"), 5);
+}
+
+/*
+ * Neither a lone record after a batch of one nor close waits for the delay:
+ * with a delay of ~71 minutes either would hang, and the alarm ends the test.
+ */
+static void test_group_delay_not_when_quiet_nor_at_close(void **state)
+{
+	struct pair p;
+	char err[256], buf[PAYLOAD_MAX];
+	struct timespec settle = {0, 50 * 1000000L};
+	struct waiter w;
+	struct gw_journal *j;
+
+	(void)state;
+	alarm(60);
+	waiter_init(&w);
+	j = gw_journal_open(jpath("quiet.j"), NULL, NULL, err, sizeof(err));
+	assert_non_null(j);
+	gw_journal_set_group_delay(j, UINT_MAX);
+	for (unsigned i = 0; i < 3; i++) {
+		size_t len = payload(0, i, buf);
+
+		assert_int_equal(gw_journal_append(j, buf, len, waiter_done, &w), 0);
+		waiter_wait(&w, i + 1); /* one at a time: every batch holds one record */
+	}
+	assert_int_equal(w.ok, 3);
+	gw_journal_close(j);
+	assert_records(jpath("quiet.j"), 3);
+
+	open_after_pair(&p, jpath("close.j"), UINT_MAX);
+	append_seq(&p, 3);
+	nanosleep(&settle, NULL); /* the writer is now waiting for the delay... */
+	gw_journal_close(p.j);    /* ...which stop cuts short: record 3 is written */
+	pthread_mutex_lock(&p.w.mu);
+	assert_int_equal(p.w.calls, 4);
+	assert_int_equal(p.w.ok, 4);
+	pthread_mutex_unlock(&p.w.mu);
+	alarm(0);
+	assert_records(jpath("close.j"), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1018,6 +1155,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_done_after_write, empty_dir),
 	    cmocka_unit_test_teardown(test_append_from_callback, empty_dir),
 	    cmocka_unit_test_teardown(test_close_flushes, empty_dir),
+	    cmocka_unit_test_teardown(test_group_delay_fills_batch, empty_dir),
+	    cmocka_unit_test_teardown(test_group_delay_not_when_quiet_nor_at_close, empty_dir),
 	};
 
 	gw_log_set_level(GW_LOG_WARN);
