@@ -1,8 +1,10 @@
 /*
  * The WebSocket transport. A connection subscribes to its room (gw_sub with
- * ws_ops); when notified it asks lws for a writable callback and then sends
- * everything after its cursor as one batch frame (bounded by batch_max_bytes;
- * more follows on the next writable). Replies to client ops queue in a short
+ * ws_ops); when notified it sends everything after its cursor as one batch
+ * frame, at once when nothing else waits for the connection, else from the
+ * next writable callback (bounded by batch_max_bytes; more follows on the
+ * next writable). Subscribers at the same cursor share one built batch
+ * (batch_frame). Replies to client ops queue in a short
  * per-connection list and go before batches. A slow reader holds at most one
  * batch in lws's send buffer; what the ring overwrites meanwhile it learns
  * of as gap:true. Worker thread only.
