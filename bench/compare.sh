@@ -173,8 +173,8 @@ http {
     location ~ ^/pub/([A-Za-z0-9_-]+)\$ {
       nchan_publisher;
       nchan_channel_id \$1;
-      # 2 s at 500 messages/s; a 20,000-message buffer made Nchan's interval-poll answers
-      # twice as expensive (35 vs 17 µs of CPU each, docs/benchmarks.md).
+      # 2 s at 500 messages/s; with a 20,000-message buffer Nchan's interval-poll answers
+      # cost 35 µs of CPU each instead of 19 (separate runs, docs/benchmarks.md).
       nchan_message_buffer_length 1000;
       nchan_message_timeout 60s;
     }
