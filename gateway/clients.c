@@ -462,6 +462,11 @@ static void refill(const struct gw_config *cfg, struct client *c, enum gw_transp
 	c->tokens_ms = now_ms;
 }
 
+bool gw_clients_budgeted(const struct gw_clients *cl, enum gw_transport t)
+{
+	return limit_of(cl->cfg, t) != 0;
+}
+
 size_t gw_clients_budget(struct gw_clients *cl, const char *id, size_t len,
 			 enum gw_transport t, int64_t now_ms)
 {

@@ -88,6 +88,8 @@ void gw_clients_poll_end(struct gw_clients *cl, const char *id, size_t len, bool
  */
 size_t gw_clients_budget(struct gw_clients *cl, const char *id, size_t len,
 			 enum gw_transport t, int64_t now_ms);
+/* Does transport t have a danmaku budget at all (suppress_* > 0)? Any thread. */
+bool gw_clients_budgeted(const struct gw_clients *cl, enum gw_transport t);
 void gw_clients_budget_use(struct gw_clients *cl, const char *id, size_t len,
 			   enum gw_transport t, size_t used);
 

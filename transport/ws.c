@@ -349,8 +349,9 @@ int tp_ws_writeable(struct tp_conn *c)
 #define SHARED_BATCH_MAX_AGE_MS 100
 
 /*
- * c's next batch as a frame for lws_write. A subscriber without a client id
- * or advice gets the plain batch, and when a flush reaches a room its
+ * c's next batch as a frame for lws_write. A subscriber with no advice to
+ * deliver and no WebSocket danmaku budget (suppress_ws, off by default) gets
+ * the plain batch, client id or not, and when a flush reaches a room its
  * subscribers nearly all sit at the same cursor: the worker keeps the last
  * plain batch it built and hands it to everyone at that cursor while nothing
  * was published since (same ring head), so a flush reads the ring once per
@@ -365,7 +366,7 @@ static int batch_frame(struct tp_conn *c, struct gw_buf **frame, struct gw_batch
 	int64_t now = gw_clock_mono_ms();
 	uint64_t head = gw_ring_head(ring);
 
-	if (c->client_len || c->advice) {
+	if (c->advice || (c->client_len && gw_clients_budgeted(wk->srv->clients, GW_TP_WS))) {
 		gw_buf_reset(&wk->out);
 		*frame = &wk->out;
 		return tp_adapt_batch(c, GW_TP_WS, c->advice, &wk->out, info);
