@@ -7,7 +7,7 @@
 #   ns.sh down                stop what profiles started, remove both namespaces
 #   ns.sh profile NAME|FILE   clear the previous profile, apply this one, print what it did
 #   ns.sh clear               remove the current profile (the link is then clean)
-#   ns.sh blackout SECONDS    take the link down now, back up after SECONDS (in background)
+#   ns.sh blackout SECONDS    drop everything on the link now, for SECONDS (in background)
 #   ns.sh exec gw|cl CMD...   run CMD in a namespace
 #   ns.sh ctl COMMAND...      send a control command to the profile's relay (set, stats, ...)
 #   ns.sh status              namespaces, link, qdiscs, nft rules and counters, helpers
@@ -93,6 +93,7 @@ cmd_clear() {
 	if have_ns "$GW"; then
 		ip -n "$GW" link set "$GW_DEV" up 2>/dev/null || true
 		gw nft delete table inet "$NFT_TABLE" 2>/dev/null || true
+		cl nft delete table inet "$NFT_TABLE" 2>/dev/null || true
 		gw tc qdisc del dev "$GW_DEV" root 2>/dev/null || true
 	fi
 	if have_ns "$CL"; then
@@ -138,16 +139,39 @@ have_netem() {
 	gw tc qdisc del dev "$GW_DEV" root
 }
 
+# A blackout drops every packet arriving over the link, in each namespace's input hook:
+# both ends lose what the other sends, as in a tunnel, and neither sees a local error.
+# (Taking the link down instead makes the sender's own stack refuse the packets: its TCP
+# then retries every 500 ms without backing off and recovers the moment the link is back,
+# which no real network does.)
+blackout_on() {
+	local ns dev
+	for ns in "$GW:$GW_DEV" "$CL:$CL_DEV"; do
+		dev=${ns#*:}
+		ip netns exec "${ns%%:*}" nft -f - <<-EOF
+		add table inet $NFT_TABLE
+		add chain inet $NFT_TABLE blackout { type filter hook input priority -10; }
+		flush chain inet $NFT_TABLE blackout
+		add rule inet $NFT_TABLE blackout iifname "$dev" counter drop
+		EOF
+	done
+}
+
+blackout_off() {
+	gw nft delete chain inet "$NFT_TABLE" blackout 2>/dev/null || true
+	cl nft delete chain inet "$NFT_TABLE" blackout 2>/dev/null || true
+}
+
 # Background loops: stdin/stdout/stderr detached so whoever ran ns.sh is not held; bounded
 # by LOOP_MAX_S; on TERM they restore what they changed before exiting.
 blackout_loop() {
 	local end=$((SECONDS + LOOP_MAX_S)) s
-	trap 'kill $s 2>/dev/null; ip -n "$GW" link set "$GW_DEV" up; exit 0' TERM
+	trap 'kill $s 2>/dev/null; blackout_off; exit 0' TERM
 	while [ $SECONDS -lt $end ]; do
 		sleep "$BLACKOUT_GAP_S" & s=$!; wait $s
-		ip -n "$GW" link set "$GW_DEV" down
+		blackout_on
 		sleep $((BLACKOUT_MIN_S + RANDOM % (BLACKOUT_MAX_S - BLACKOUT_MIN_S + 1))) & s=$!; wait $s
-		ip -n "$GW" link set "$GW_DEV" up
+		blackout_off
 	done
 }
 
@@ -244,7 +268,7 @@ cmd_profile() {
 	fi
 	if [ "$BLACKOUT_GAP_S" -gt 0 ] && [ "$BLACKOUT_MAX_S" -gt 0 ]; then
 		start_loop blackout blackout_loop
-		applied+=("blackouts: link down ${BLACKOUT_MIN_S}-${BLACKOUT_MAX_S}s after every ${BLACKOUT_GAP_S}s up (pid $(cat "$STATE/blackout.pid"), ends after ${LOOP_MAX_S}s)")
+		applied+=("blackouts: all dropped for ${BLACKOUT_MIN_S}-${BLACKOUT_MAX_S}s after every ${BLACKOUT_GAP_S}s (pid $(cat "$STATE/blackout.pid"), ends after ${LOOP_MAX_S}s)")
 	fi
 	if [ "$LOSS_BURST_EVERY_S" -gt 0 ] && [ "$LOSS_BURST_S" -gt 0 ]; then
 		nft_loss "$BASE_PM"
@@ -263,12 +287,12 @@ cmd_blackout() {
 	local s=${1:?usage: ns.sh blackout SECONDS}
 	[[ "$s" =~ ^[0-9]+$ ]] && [ "$s" -ge 1 ] && [ "$s" -le "$LOOP_MAX_S" ] || die "blackout: SECONDS must be 1..$LOOP_MAX_S"
 	stop_helper oneshot "ns.sh"
-	ip -n "$GW" link set "$GW_DEV" down
-	( trap 'ip -n "$GW" link set "$GW_DEV" up; exit 0' TERM
+	blackout_on
+	( trap 'blackout_off; exit 0' TERM
 	  sleep "$s" & wait $!
-	  ip -n "$GW" link set "$GW_DEV" up ) </dev/null >/dev/null 2>&1 &
+	  blackout_off ) </dev/null >/dev/null 2>&1 &
 	echo $! >"$STATE/oneshot.pid"
-	say "blackout: $GW_DEV down for ${s}s"
+	say "blackout: everything on the link dropped for ${s}s"
 }
 
 relay_ctl() {

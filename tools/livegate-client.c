@@ -62,6 +62,10 @@ static const char usage[] =
     "                         long-poll wait (default 10000)\n"
     "  --ping-interval S      WebSocket ping after S s without a pong; hang up when\n"
     "                         none follows within the io timeout (default 30)\n"
+    "  --stall-ms N           drop a connection that hears nothing from the gateway\n"
+    "                         (no data, no ack, no keepalive answer) for about N ms,\n"
+    "                         and give a connect at most N ms, then reconnect\n"
+    "                         (1000..600000, 0 = off; default 4000)\n"
     "  --max-batch-bytes N    largest batch accepted (default 4194304)\n"
     "  --insecure             https/wss: accept self-signed or mismatched certificates\n"
     "  --verbose              log transport changes, advice and requests to stderr\n"
@@ -241,6 +245,7 @@ enum {
 	O_SP_INTERVAL,
 	O_IO_TIMEOUT,
 	O_PING,
+	O_STALL,
 	O_MAX_BATCH,
 	O_INSECURE,
 	O_VERBOSE,
@@ -263,6 +268,7 @@ static const struct option options[] = {
     {"shortpoll-interval-ms", required_argument, NULL, O_SP_INTERVAL},
     {"io-timeout-ms", required_argument, NULL, O_IO_TIMEOUT},
     {"ping-interval", required_argument, NULL, O_PING},
+    {"stall-ms", required_argument, NULL, O_STALL},
     {"max-batch-bytes", required_argument, NULL, O_MAX_BATCH},
     {"insecure", no_argument, NULL, O_INSECURE},
     {"verbose", no_argument, NULL, O_VERBOSE},
@@ -374,6 +380,12 @@ int main(int argc, char **argv)
 				return bad_flag("--ping-interval must be 1..3600, not '%s'",
 				                optarg);
 			cfg.ws_ping_s = (unsigned)v;
+			break;
+		case O_STALL:
+			if (parse_uint(optarg, 0, 600000, &v) || (v && v < 1000))
+				return bad_flag("--stall-ms must be 0 or 1000..600000, not '%s'",
+				                optarg);
+			cfg.stall_ms = (unsigned)v;
 			break;
 		case O_MAX_BATCH:
 			if (parse_uint(optarg, 1024, 1u << 30, &v))

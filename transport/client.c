@@ -17,11 +17,14 @@
 #include <json-c/json.h>
 #include <libwebsockets.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +63,7 @@ struct req {
 	int in_connect;  /* inside lws_client_connect_via_info: WSI_DESTROY must not free */
 	int destroyed;   /* WSI_DESTROY came while in_connect */
 	int established; /* WS handshake done */
+	int connected;   /* the request is being sent: past TCP (and TLS) connect */
 	int closing;     /* WS: we asked for a close with 1000 */
 	enum tp_client_transport switch_to; /* when closing: the next one, or TRANSPORTS (stop) */
 	int64_t started_us;
@@ -94,6 +98,7 @@ struct tp_client {
 	 * each 429 too_fast (the gateway may pace a client it advises elsewhere). */
 	unsigned sp_interval_ms;
 	unsigned attempt; /* consecutive failures */
+	int64_t attempt_started_us; /* when the current / last request started */
 	int working;      /* a transport answered since the last failure */
 	uint64_t rng;
 
@@ -143,6 +148,7 @@ void tp_client_config_init(struct tp_client_config *cfg)
 	cfg->shortpoll_interval_ms = 1000;
 	cfg->io_timeout_ms = 10000;
 	cfg->ws_ping_s = 30;
+	cfg->stall_ms = 4000;
 	cfg->max_batch_bytes = 4u << 20;
 }
 
@@ -229,24 +235,72 @@ static void deadline_cb(lws_sorted_usec_list_t *sul);
 static void start_request(struct tp_client *c, enum req_kind kind, enum tp_client_transport t,
                           const char *path, unsigned wait_s);
 
+/*
+ * After a working connection is lost, wait the jittered backoff. After an
+ * attempt that never worked (refused, timed out), the backoff is the spacing
+ * between attempt starts: time already spent waiting on the failed attempt
+ * counts, so a client whose connects time out during a blackout tries again
+ * at once rather than idling on top of each timeout, while attempts that
+ * fail fast still spread out exponentially.
+ */
 static void fail(struct tp_client *c, const char *why)
 {
+	int64_t delay_us;
 	unsigned delay;
 
 	c->failures++;
+	delay = tp_client_backoff_ms(c->cfg.backoff_base_ms, c->cfg.backoff_max_ms, c->attempt,
+	                             &c->rng);
+	delay_us = (int64_t)delay * 1000;
 	if (c->working) {
 		c->disconnects++;
 		c->working = 0;
+	} else if (c->attempt_started_us) {
+		delay_us -= now_us() - c->attempt_started_us;
+		if (delay_us < 0)
+			delay_us = 0;
 	}
-	delay = tp_client_backoff_ms(c->cfg.backoff_base_ms, c->cfg.backoff_max_ms, c->attempt,
-	                             &c->rng);
 	if (c->attempt < 64)
 		c->attempt++;
-	client_log(c, 0, "%s; retrying in %u ms (attempt %u)", why, delay, c->attempt);
+	client_log(c, 0, "%s; retrying in %lld ms (attempt %u)", why,
+	           (long long)(delay_us / 1000), c->attempt);
 	if (c->cfg.pin)
-		schedule(c, STEP_TRANSPORT, c->cfg.transport, "pin", (int64_t)delay * 1000);
+		schedule(c, STEP_TRANSPORT, c->cfg.transport, "pin", delay_us);
 	else
-		schedule(c, STEP_CONNECT, c->cur, NULL, (int64_t)delay * 1000);
+		schedule(c, STEP_CONNECT, c->cur, NULL, delay_us);
+}
+
+/*
+ * Make the kernel give up on a silent connection after about stall_ms: keepalive
+ * probes while nothing flows, TCP_USER_TIMEOUT while something sent waits for
+ * its acknowledgement. A failure here only loses the early warning (the
+ * request's own deadline still applies), so it is logged, not fatal.
+ */
+static void set_stall_opts(struct tp_client *c, struct lws *wsi)
+{
+	int fd = (int)lws_get_socket_fd(wsi);
+	unsigned s = c->cfg.stall_ms / 1000;
+	int on = 1, idle = s / 2 ? (int)(s / 2) : 1, intvl = s / 4 ? (int)(s / 4) : 1, cnt = 2;
+	unsigned user = c->cfg.stall_ms;
+
+	if (!c->cfg.stall_ms || fd < 0)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user)))
+		client_log(c, 0, "cannot set the stall options on the socket: %s", strerror(errno));
+}
+
+/* The request's deadline from now: the whole answer, or only the connect. */
+static void arm_deadline(struct tp_client *c, struct req *r, unsigned wait_s)
+{
+	int64_t ms = (int64_t)c->cfg.io_timeout_ms + (int64_t)wait_s * 1000;
+
+	if (!r->connected && c->cfg.stall_ms && c->cfg.stall_ms < ms)
+		ms = c->cfg.stall_ms;
+	lws_sul_schedule(c->ctx, 0, &c->deadline_sul, deadline_cb, ms * 1000);
 }
 
 static unsigned shortpoll_interval_ms(const struct tp_client *c)
@@ -437,6 +491,7 @@ static void start_request(struct tp_client *c, enum req_kind kind, enum tp_clien
 	r->retry_after_s = -1;
 	r->switch_to = TP_CLIENT_TRANSPORTS;
 	r->started_us = now_us();
+	c->attempt_started_us = r->started_us;
 	snprintf(r->path, sizeof(r->path), "%s", path);
 
 	memset(&i, 0, sizeof(i));
@@ -466,8 +521,10 @@ static void start_request(struct tp_client *c, enum req_kind kind, enum tp_clien
 		free_req(r);
 		return;
 	}
-	lws_sul_schedule(c->ctx, 0, &c->deadline_sul, deadline_cb,
-	                 ((int64_t)c->cfg.io_timeout_ms + (int64_t)wait_s * 1000) * 1000);
+	/* lws has created the socket and started its connect (no async DNS in
+	 * this build); APPEND_HANDSHAKE_HEADER sets them again in case not */
+	set_stall_opts(c, wsi);
+	arm_deadline(c, r, wait_s);
 }
 
 static void start_transport(struct tp_client *c, enum tp_client_transport t, const char *why)
@@ -529,7 +586,8 @@ static void deadline_cb(lws_sorted_usec_list_t *sul)
 	if (!r)
 		return;
 	wsi = r->wsi;
-	snprintf(r->fail_reason, sizeof(r->fail_reason), "timeout after %lld ms",
+	snprintf(r->fail_reason, sizeof(r->fail_reason), "%s timeout after %lld ms",
+	         r->connected ? "answer" : "connect",
 	         (long long)((now_us() - r->started_us) / 1000));
 	settle(r, OUT_FAIL);
 	if (wsi)
@@ -655,6 +713,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			c->cursor[0] = '\0';
 		}
 		settle(r, OUT_FAIL);
+		break;
+
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		if (r->settled || r->connected)
+			break;
+		r->connected = 1;
+		set_stall_opts(c, wsi);
+		if (c->req == r)
+			arm_deadline(c, r,
+			             r->kind == REQ_POLL ? tp_client_path_wait(r->path) : 0);
 		break;
 
 	case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
@@ -810,6 +878,8 @@ struct tp_client *tp_client_new(const struct tp_client_config *cfg, char *err, s
 	                errlen) ||
 	    check_range("io_timeout_ms", cfg->io_timeout_ms, 100, 600000, err, errlen) ||
 	    check_range("ws_ping_s", cfg->ws_ping_s, 1, 3600, err, errlen) ||
+	    (cfg->stall_ms &&
+	     check_range("stall_ms", cfg->stall_ms, 1000, 600000, err, errlen)) ||
 	    check_range("max_batch_bytes", cfg->max_batch_bytes, 1024, 1u << 30, err, errlen) ||
 	    check_range("stats_interval_ms", cfg->stats_interval_ms, 0, 86400000, err, errlen))
 		goto fail;

@@ -95,6 +95,16 @@ struct tp_client_config {
 	/* WebSocket: ping after this many seconds without a pong, hang up when
 	 * none comes within io_timeout_ms more (default 30). */
 	unsigned ws_ping_s;
+	/* A connection that hears nothing from the gateway for about this long -
+	 * no data, no acknowledgement of what it sent, no answer to a TCP
+	 * keepalive probe - is dropped and the client reconnects; a connect not
+	 * done within it is abandoned and tried afresh (default 4000; 0: off,
+	 * then only io_timeout_ms and the kernel's own retransmission limits
+	 * apply). Without it a blackout of the network (a tunnel, a lift) leaves
+	 * the connection waiting for TCP's backed-off retransmissions long after
+	 * the network is back. Costs a keepalive probe every ~stall_ms/2 on an
+	 * idle connection (a held long-poll, a quiet room). */
+	unsigned stall_ms;
 	size_t max_batch_bytes;     /* largest HTTP body or WebSocket message (4 MiB) */
 	unsigned stats_interval_ms; /* on_stats period; 0: never (default 0) */
 	int tls_insecure;           /* https/wss: accept self-signed and mismatched certs */

@@ -4,7 +4,9 @@
 // --experimental-websocket).
 //
 // What it does, in the protocol's words:
-// - a client id, made once and kept in `storage` (localStorage in a browser), sent as
+// - a client id, made once and kept in `storage` (sessionStorage in a browser: one id per
+//   tab, kept across reloads; the gateway measures each id's connections, and two tabs
+//   sharing one would count each other's WebSocket as a reconnect), sent as
 //   `client=ID` on connect, ws and poll;
 // - GET /v1/rooms/{room}/connect?client=ID for the advised transport; a gateway without
 //   it (404) gets WebSocket, and long-poll after `wsFallbackAfter` WebSockets in a row
@@ -72,7 +74,7 @@ export function loadClientId(storage, key = DEFAULTS.storageKey) {
 
 function defaultStorage() {
   try {
-    return globalThis.localStorage || null;
+    return globalThis.sessionStorage || null;
   } catch (e) {
     return null; // a sandboxed frame throws on access
   }

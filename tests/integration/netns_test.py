@@ -9,6 +9,7 @@ reports it as skipped). The namespaces get names unique to this run, so a develo
 finally block (tearDownClass) whatever happens.
 """
 
+import json
 import os
 import re
 import shutil
@@ -92,6 +93,81 @@ class NetnsTest(unittest.TestCase):
     def drops(self):
         _, out = self.ns("exec", "gw", "nft", "list", "table", "inet", "lgnetem")
         return sum(int(n) for n in re.findall(r"counter packets (\d+)", out))
+
+    def test_client_stall_detection_across_a_blackout(self):
+        """A pinned-WebSocket livegate-client rides out an 8 s link blackout. With
+        --stall-ms it notices the silent connection, reconnects and resumes from its
+        cursor; with --stall-ms 0 its WebSocket survives the blackout unnoticed (TCP
+        retransmits). Both deliver every message exactly once."""
+        port = PORT + 1
+        room = "stall"
+        self.ns("up")
+        self.ns("profile", "good")
+        gw = subprocess.Popen(
+            [NS_SH, "exec", "gw", lg.binary(), "--bind", GW_IP, "--port", str(port), "--workers", "1",
+             "--data-dir", os.path.join(self.tmp, "data-stall")],
+            env=self.env, stdin=subprocess.DEVNULL, stdout=open(self.gw_log, "ab"),
+            stderr=subprocess.STDOUT)
+        procs = [gw]
+        try:
+            base = "http://%s:%d" % (GW_IP, port)
+            lg.wait_for(lambda: self.ns("exec", "cl", "curl", "-sS", "--max-time", "2", "-o", "/dev/null",
+                                        "-w", "%{http_code}", base + "/healthz", check=False)[1].strip() == "200",
+                        10, what="gateway reachable from cl")
+            client = os.path.join(os.path.dirname(lg.binary()), "livegate-client")
+            outs = {}
+            for stall in ("2000", "0"):
+                out = os.path.join(self.tmp, "client-%s.json" % stall)
+                outs[stall] = out
+                procs.append(subprocess.Popen(
+                    [NS_SH, "exec", "cl", client, "--url", base, "--room", room, "--transport", "ws",
+                     "--stall-ms", stall, "--print", "stats", "--stats-interval", "60", "--duration", "32"],
+                    env=self.env, stdin=subprocess.DEVNULL, stdout=open(out, "wb"),
+                    stderr=subprocess.DEVNULL))
+            time.sleep(2)
+            # the publisher runs in the gateway's namespace, so it keeps publishing
+            # through the blackout: 10 messages/s for 16 s, counting what was accepted
+            pub = subprocess.Popen(
+                [NS_SH, "exec", "gw", sys.executable, "-c",
+                 "import http.client,json,time\n"
+                 "ok=0\n"
+                 "c=http.client.HTTPConnection('%s',%d,timeout=5)\n"
+                 "for i in range(160):\n"
+                 " c.request('POST','/v1/rooms/%s/danmaku',json.dumps({'uid':'u%%d'%%i,'text':'m%%d'%%i}),"
+                 "{'Content-Type':'application/json'})\n"
+                 " r=c.getresponse(); r.read(); ok+=r.status==202\n"
+                 " time.sleep(0.1)\n"
+                 "print(ok)\n" % (GW_IP, port, room)],
+                env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            procs.append(pub)
+            time.sleep(4)
+            self.ns("blackout", "8")  # returns at once; the link comes back after 8 s
+            published = int(pub.communicate(timeout=40)[0].decode().strip().splitlines()[-1])
+            self.assertGreater(published, 150)
+            finals = {}
+            for stall, p in zip(("2000", "0"), procs[1:3]):
+                self.assertEqual(p.wait(40), 0)
+                lines = [json.loads(x) for x in open(outs[stall]).read().splitlines() if x.strip()]
+                finals[stall] = [x for x in lines if x.get("final")][-1]
+            for stall, st in finals.items():
+                msg = "stall-ms %s: %r" % (stall, st)
+                self.assertEqual((st["delivered"], st["duplicates"], st["gaps"]), (published, 0, 0), msg)
+            self.assertGreaterEqual(finals["2000"]["disconnects"], 1,
+                                    "the stalled WebSocket was not noticed: %r" % finals["2000"])
+            self.assertEqual(finals["0"]["disconnects"], 0,
+                             "without stall detection the WebSocket should ride out the blackout: %r"
+                             % finals["0"])
+            print("p95 ms with / without stall detection: %s / %s" %
+                  (finals["2000"].get("lat_p95_ms"), finals["0"].get("lat_p95_ms")), file=sys.stderr)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+                    try:
+                        p.wait(5)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait(5)
 
     def test_loss_delay_and_blackout(self):
         self.ns("up")
