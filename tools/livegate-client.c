@@ -39,6 +39,8 @@ static const char usage[] =
     "  --room R               room to subscribe to ([A-Za-z0-9_-]{1,64}), required\n"
     "  --client ID            client id ([A-Za-z0-9_-]{1,64}; default: 16 random hex\n"
     "                         digits, from --seed when given)\n"
+    "  --since CURSOR         start after this cursor (from an earlier batch) instead\n"
+    "                         of with the next message published\n"
     "  --transport T          auto (default: follow the gateway's advice), or ws,\n"
     "                         longpoll, shortpoll to pin one transport (no /connect)\n"
     "  --fallback T           auto mode on a gateway without /connect: start on T\n"
@@ -246,6 +248,7 @@ enum {
 	O_IO_TIMEOUT,
 	O_PING,
 	O_STALL,
+	O_SINCE,
 	O_MAX_BATCH,
 	O_INSECURE,
 	O_VERBOSE,
@@ -269,6 +272,7 @@ static const struct option options[] = {
     {"io-timeout-ms", required_argument, NULL, O_IO_TIMEOUT},
     {"ping-interval", required_argument, NULL, O_PING},
     {"stall-ms", required_argument, NULL, O_STALL},
+    {"since", required_argument, NULL, O_SINCE},
     {"max-batch-bytes", required_argument, NULL, O_MAX_BATCH},
     {"insecure", no_argument, NULL, O_INSECURE},
     {"verbose", no_argument, NULL, O_VERBOSE},
@@ -380,6 +384,9 @@ int main(int argc, char **argv)
 				return bad_flag("--ping-interval must be 1..3600, not '%s'",
 				                optarg);
 			cfg.ws_ping_s = (unsigned)v;
+			break;
+		case O_SINCE:
+			cfg.since = optarg;
 			break;
 		case O_STALL:
 			if (parse_uint(optarg, 0, 600000, &v) || (v && v < 1000))

@@ -866,6 +866,17 @@ struct tp_client *tp_client_new(const struct tp_client_config *cfg, char *err, s
 		snprintf(err, errlen, "client id must match [A-Za-z0-9_-]{1,64}");
 		goto fail;
 	}
+	if (cfg->since) {
+		size_t n = strlen(cfg->since);
+		int ok = n > 0 && n < TP_CLIENT_CURSOR_MAX;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = cfg->since[i] > 0x20 && cfg->since[i] < 0x7f;
+		if (!ok) {
+			snprintf(err, errlen, "since must be 1..%d printable ASCII characters",
+			         TP_CLIENT_CURSOR_MAX - 1);
+			goto fail;
+		}
+	}
 	if ((unsigned)cfg->transport >= TP_CLIENT_TRANSPORTS) {
 		snprintf(err, errlen, "unknown transport");
 		goto fail;
@@ -894,6 +905,9 @@ struct tp_client *tp_client_new(const struct tp_client_config *cfg, char *err, s
 	c->cfg.url = NULL;
 	c->cfg.room = NULL;
 	c->cfg.client_id = NULL;
+	c->cfg.since = NULL;
+	if (cfg->since)
+		snprintf(c->cursor, sizeof(c->cursor), "%s", cfg->since);
 	if (tp_client_url_parse(cfg->url, &c->url, err, errlen))
 		goto fail;
 	snprintf(c->room, sizeof(c->room), "%s", cfg->room);

@@ -79,6 +79,10 @@ struct tp_client_config {
 	const char *url;       /* http://HOST[:PORT], https://, ws://, wss:// (no path) */
 	const char *room;      /* [A-Za-z0-9_-]{1,64} */
 	const char *client_id; /* [A-Za-z0-9_-]{1,64}; NULL: 16 random hex digits */
+	/* A cursor to start after (one a batch gave earlier, kept by the app);
+	 * NULL: start with the next message published. Printable ASCII, shorter
+	 * than TP_CLIENT_CURSOR_MAX. */
+	const char *since;
 	int pin; /* 1: use `transport` only, never ask /connect, ignore advised paths */
 	enum tp_client_transport transport; /* pinned, or the start without /connect */
 	unsigned backoff_base_ms;           /* first backoff ceiling (default 500) */

@@ -29,7 +29,7 @@ STATS_KEYS = {"t", "client", "transport", "delivered", "duplicates", "gaps", "ga
 FLAGS = ["--url", "--room", "--client", "--transport", "--fallback", "--duration", "--print",
          "--stats-interval", "--backoff-base-ms", "--backoff-max-ms", "--seed", "--longpoll-wait",
          "--shortpoll-interval-ms", "--io-timeout-ms", "--ping-interval", "--max-batch-bytes",
-         "--insecure", "--verbose", "--help"]
+         "--insecure", "--verbose", "--help", "--stall-ms", "--since"]
 
 
 def client_bin():
@@ -366,6 +366,21 @@ class PinnedTest(ClientCase):
         self.assertEqual((st["duplicates"], st["gaps"], st["switches"]), (0, 0, 0), st)
         self.assertRegex(c.err_text(), r"GET /v1/rooms/%s/ws\?client=auto_%s" % (rm, rm))
 
+    def test_since_starts_after_the_given_cursor(self):
+        # messages published before the client starts, from a cursor the app kept:
+        # each transport delivers exactly those after it, none before
+        rm = lg.room()
+        publish(self.srv, rm, ["before"])
+        cursor = lg.poll_json(self.srv, rm)["cursor"]
+        seqs = publish(self.srv, rm, ["after-%d" % i for i in range(5)])
+        for transport in ("ws", "longpoll", "shortpoll"):
+            c = self.client(rm, ["--transport", transport, "--since", cursor])
+            msgs = self.assert_exactly_once(c, seqs[-1])
+            self.assertEqual([m["text"] for m in msgs], ["after-%d" % i for i in range(5)])
+            self.finish(c)
+        r = run_client(["--url", self.srv.url(""), "--room", rm, "--since", "bad cursor"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+
     def test_stats_mode(self):
         rm = lg.room()
         c = self.client(rm, ["--transport", "longpoll", "--stats-interval", "0.2"], print_mode="stats")
@@ -425,6 +440,8 @@ class CliTest(unittest.TestCase):
             ["--room", "r", "--seed", "x"],
             ["--room", "r", "--io-timeout-ms", "5"],
             ["--room", "r", "--max-batch-bytes", "10"],
+            ["--room", "r", "--stall-ms", "5"],
+            ["--room", "r", "--since", ""],
             ["--room", "r", "--nope"],
             ["--room", "r", "extra"],
             ["--room"],
