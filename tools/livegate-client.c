@@ -79,7 +79,7 @@ static const char usage[] =
     "   \"gap_flags\":N (batches with gap:true),\"suppressed\":N,\"disconnects\":N,\n"
     "   \"failures\":N (failed attempts),\"switches\":N,\"switch_pairs\":{\"ws>longpoll\":N,...},\n"
     "   \"too_fast\":N,\"batches\":N,\"bytes\":N (payload bytes: HTTP bodies and\n"
-    "   WebSocket messages, no headers or framing),\"lat_p50_ms\":N,\"lat_p95_ms\":N\n"
+    "   WebSocket messages, no headers or framing),\"lat_p50_ms\":N,\"lat_p95_ms\":N,\"lat_p99_ms\":N\n"
     "   (local receive time - message ts over all messages; null before the first),\n"
     "   \"advice\":transport,\"rate_per_min\":N,\"reason\":text (null without advice)}\n";
 
@@ -123,10 +123,11 @@ static void print_stats(struct app *a, FILE *f, const struct tp_client_stats *st
 	fprintf(f, "},\"too_fast\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"bytes\":%" PRIu64,
 	        st->too_fast, st->batches, st->bytes);
 	if (st->lat_p50_ms >= 0)
-		fprintf(f, ",\"lat_p50_ms\":%" PRId64 ",\"lat_p95_ms\":%" PRId64, st->lat_p50_ms,
-		        st->lat_p95_ms);
+		fprintf(f, ",\"lat_p50_ms\":%" PRId64 ",\"lat_p95_ms\":%" PRId64
+		           ",\"lat_p99_ms\":%" PRId64,
+		        st->lat_p50_ms, st->lat_p95_ms, st->lat_p99_ms);
 	else
-		fputs(",\"lat_p50_ms\":null,\"lat_p95_ms\":null", f);
+		fputs(",\"lat_p50_ms\":null,\"lat_p95_ms\":null,\"lat_p99_ms\":null", f);
 	if (st->have_advice) {
 		fprintf(f, ",\"advice\":\"%s\"", tp_client_transport_name(st->advice_transport));
 		if (isfinite(st->advice_rate_per_min))

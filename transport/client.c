@@ -1009,6 +1009,7 @@ void tp_client_stats(const struct tp_client *c, struct tp_client_stats *st)
 	st->bytes = c->bytes;
 	st->lat_p50_ms = tp_client_hist_quantile(&c->hist, 0.50);
 	st->lat_p95_ms = tp_client_hist_quantile(&c->hist, 0.95);
+	st->lat_p99_ms = tp_client_hist_quantile(&c->hist, 0.99);
 	st->transport = c->cur;
 	st->have_advice = c->have_advice;
 	st->advice_transport = c->advice.transport;

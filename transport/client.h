@@ -67,7 +67,8 @@ struct tp_client_stats {
 	/* Payload bytes received: HTTP bodies and WebSocket message payloads;
 	 * headers, framing and TLS overhead are not counted (approximate). */
 	uint64_t bytes;
-	int64_t lat_p50_ms, lat_p95_ms; /* receive time - message ts, all messages; -1: none yet */
+	/* receive time - message ts, all messages; -1: none yet */
+	int64_t lat_p50_ms, lat_p95_ms, lat_p99_ms;
 	enum tp_client_transport transport; /* current; TP_CLIENT_TRANSPORTS before the first */
 	int have_advice;                    /* the fields below are valid */
 	enum tp_client_transport advice_transport;

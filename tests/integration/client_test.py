@@ -25,7 +25,7 @@ import lg  # noqa: E402
 
 STATS_KEYS = {"t", "client", "transport", "delivered", "duplicates", "gaps", "gap_flags",
               "suppressed", "disconnects", "failures", "switches", "switch_pairs", "too_fast",
-              "batches", "bytes", "lat_p50_ms", "lat_p95_ms", "advice", "rate_per_min", "reason"}
+              "batches", "bytes", "lat_p50_ms", "lat_p95_ms", "lat_p99_ms", "advice", "rate_per_min", "reason"}
 FLAGS = ["--url", "--room", "--client", "--transport", "--fallback", "--duration", "--print",
          "--stats-interval", "--backoff-base-ms", "--backoff-max-ms", "--seed", "--longpoll-wait",
          "--shortpoll-interval-ms", "--io-timeout-ms", "--ping-interval", "--max-batch-bytes",
@@ -331,6 +331,7 @@ class PinnedTest(ClientCase):
         self.assertGreater(st["bytes"], sum(len(json.dumps(m)) for m in msgs) * 0.9, st)
         self.assertIsInstance(st["lat_p50_ms"], int)
         self.assertLessEqual(st["lat_p50_ms"], st["lat_p95_ms"])
+        self.assertLessEqual(st["lat_p95_ms"], st["lat_p99_ms"])
         self.assertNotIn("/connect", c.err_text(), "pinned mode must not ask /connect")
         return st, c
 
