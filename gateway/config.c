@@ -78,6 +78,9 @@ const struct gw_config_def gw_config_table[] = {
      .help = "poll bodies smaller than this many bytes are sent uncompressed"},
     {ROW("gzip_level", gzip_level, GW_CFG_INT), .min = 1, .max = 9, .def = "6",
      .help = "gzip level for poll bodies: 1 fastest, 9 smallest"},
+    {ROW("poll_cache_entries", poll_cache_entries, GW_CFG_INT), .min = 0, .max = 64, .def = "8",
+     .help = "poll answers (batch and its gzip) each worker keeps for the polls that come at the "
+	     "same cursor before the room changes; 0 builds every answer"},
     /* rate limits */
     {ROW("rate_uid", rate_uid, GW_CFG_DOUBLE), .min = 0.01, .max = 1000000, .def = "3",
      .help = "danmaku per second per uid, sustained"},
@@ -98,6 +101,10 @@ const struct gw_config_def gw_config_table[] = {
     {ROW("flush_interval_ms", flush_interval_ms, GW_CFG_INT), .min = 0, .max = 1000, .def = "25",
      .help = "ms a worker waits after a room changes before sending, so batches form under "
 	     "load; 0 sends at once"},
+    {ROW("flush_chunk", flush_chunk, GW_CFG_INT), .min = 0, .max = 1000000, .def = "256",
+     .help = "WebSocket subscribers a worker writes before it reads new requests again; the "
+	     "rest of the round follows on the next loop iteration and sends what arrived "
+	     "meanwhile; 0 = the whole round at once"},
     /* gifts */
     {ROW("admin_token", admin_token, GW_CFG_STRING), .def = "",
      .help = "bearer token for PUT /v1/keys/{uid}; the environment variable "

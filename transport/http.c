@@ -55,8 +55,121 @@ void tp_conn_release(struct tp_conn *c)
 	gw_buf_reset(&c->body);
 }
 
+/* Worker: take c off its worker's keep-alive idle list. Idempotent. */
+static void ka_unlink(struct tp_conn *c)
+{
+	struct tp_worker *wk = c->wk;
+
+	if (!c->ka_linked)
+		return;
+	if (c->ka_prev)
+		c->ka_prev->ka_next = c->ka_next;
+	else
+		wk->ka_head = c->ka_next;
+	if (c->ka_next)
+		c->ka_next->ka_prev = c->ka_prev;
+	else
+		wk->ka_tail = c->ka_prev;
+	if (wk->ka_kick == c)
+		wk->ka_kick = c->ka_next;
+	c->ka_prev = c->ka_next = NULL;
+	c->ka_linked = false;
+}
+
+void tp_http_bound(struct tp_conn *c, struct lws *wsi)
+{
+	struct tp_worker *wk = tp_worker_of(wsi);
+
+	/*
+	 * Only the session data of a keep-alive transaction we completed in
+	 * tp_http_send goes on the list: lws times a new connection (its header
+	 * table's idle timeout) and the upgrade itself.
+	 */
+	if (wk->ka_wsi != wsi)
+		return;
+	c->wsi = wsi;
+	c->wk = wk;
+	c->ka_ms = gw_clock_mono_ms();
+	c->ka_prev = wk->ka_tail;
+	c->ka_next = NULL;
+	if (wk->ka_tail)
+		wk->ka_tail->ka_next = c;
+	else
+		wk->ka_head = c;
+	wk->ka_tail = c;
+	c->ka_linked = true;
+	wk->ka_bound = true;
+	if (!wk->ka_kick) {
+		wk->ka_kick = c;
+		ev_prepare_start(wk->loop, &wk->ka_kick_w);
+	}
+}
+
+/*
+ * After a keep-alive transaction lws 4.1.6 parks the connection until a
+ * POLLOUT event shows no partial write is pending (LRS_DEFERRING_ACTION): it
+ * asks for POLLOUT and clears it again when the event comes, two epoll_ctl
+ * and one more event per request (12% of a short-poll worker,
+ * docs/benchmarks.md). A connection on our list got there only after its
+ * whole answer was written (lws completes a transaction with a partial
+ * pending later, from its own writable callback, and binds nothing before),
+ * so hand lws that POLLOUT ourselves, from a prepare watcher: it runs before
+ * libev applies the iteration's fd changes, so the request for POLLOUT and
+ * its clearing cancel out and reach the kernel not at all. lws then reads the
+ * next request as usual.
+ */
+static void ka_kick_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct tp_worker *wk = w->data;
+	struct tp_conn *c = wk->ka_kick, *end = wk->ka_tail;
+
+	wk->ka_kick = NULL;
+	ev_prepare_stop(loop, w);
+	/*
+	 * Servicing one connection touches only its own session data (it may be
+	 * freed, or a pipelined request answered and fresh data linked at the
+	 * tail for the next round), so next and end stay valid.
+	 */
+	while (c) {
+		struct tp_conn *next = c == end ? NULL : c->ka_next;
+		struct lws_pollfd pfd = {
+			.fd = lws_get_socket_fd(c->wsi), .events = LWS_POLLOUT, .revents = LWS_POLLOUT};
+
+		lws_service_fd(wk->ctx, &pfd);
+		c = next;
+	}
+}
+
+void tp_http_worker_init(struct tp_worker *wk)
+{
+	ev_prepare_init(&wk->ka_kick_w, ka_kick_cb);
+	wk->ka_kick_w.data = wk;
+}
+
+void tp_http_reap_idle(struct tp_worker *wk, int64_t now_ms)
+{
+	int64_t idle_ms = wk->srv->cfg->keepalive_timeout * 1000;
+
+	/*
+	 * Oldest first, so the walk stops at the first connection still within
+	 * its time: O(1) per tick plus one step per connection closed. A client
+	 * that has begun sending its next request's headers but not finished
+	 * them is still on the list (lws reads them before telling us); lws
+	 * itself would have given it io_timeout from its first byte. Closing it
+	 * is the usual keep-alive race, which clients retry.
+	 */
+	while (wk->ka_head && now_ms - wk->ka_head->ka_ms >= idle_ms) {
+		struct tp_conn *c = wk->ka_head;
+
+		ka_unlink(c);
+		/* A graceful close from lws's own service, as its keep-alive timeout does. */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
+	}
+}
+
 void tp_conn_cleanup(struct tp_conn *c)
 {
+	ka_unlink(c);
 	/* Answers still on their way find no connection and are dropped. */
 	for (struct tp_answer *a = c->answers, *n; a; a = n) {
 		n = a->cnext;
@@ -129,9 +242,11 @@ int tp_http_send(struct tp_conn *c, int status, const char *ctype, struct gw_buf
 		 const struct tp_hdr *hdrs, size_t nhdrs)
 {
 	struct lws *wsi = c->wsi;
+	struct tp_worker *wk = c->wk;
 	unsigned char hdr[TP_HDR_ROOM], *p = hdr, *end = hdr + sizeof(hdr);
 	size_t blen = body ? body->len : 0, hlen;
 	unsigned char *start;
+	int rc;
 
 	if (lws_add_http_common_headers(wsi, (unsigned int)status, ctype, blen, &p, end) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
@@ -162,8 +277,23 @@ int tp_http_send(struct tp_conn *c, int status, const char *ctype, struct gw_buf
 	memcpy(start, hdr, hlen);
 	if (lws_write(wsi, start, hlen + blen, LWS_WRITE_HTTP_FINAL) != (int)(hlen + blen))
 		return -1;
-	if (!c->upgrading && lws_http_transaction_completed(wsi))
+	if (c->upgrading)
+		return 0;
+	/*
+	 * On keep-alive lws frees c here and binds fresh session data, which
+	 * tp_http_bound puts on the worker's idle list; then lws's own keep-alive
+	 * timeout is cancelled so its timer list holds only connections with a
+	 * request in progress. lws keeps its timeout when it bound nothing (the
+	 * connection closes, or completion waits for a partial write).
+	 */
+	wk->ka_wsi = wsi;
+	wk->ka_bound = false;
+	rc = lws_http_transaction_completed(wsi);
+	wk->ka_wsi = NULL;
+	if (rc)
 		return -1;
+	if (wk->ka_bound)
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 	return 0;
 }
 
@@ -361,6 +491,7 @@ int tp_http_request(struct tp_conn *c, const char *path)
 	const char *room, *action;
 	size_t room_len;
 
+	ka_unlink(c); /* a request: not idle any more */
 	tp_conn_release(c);
 	c->timed_out = false;
 	if (!strcmp(path, "/healthz")) {

@@ -84,6 +84,54 @@ struct tp_worker {
 		struct gw_batch info;
 		struct gw_buf frame;        /* headroom LWS_PRE */
 	} ws_shared;
+	/*
+	 * ws.c: WebSockets notified but not written yet (flush_chunk). Worker
+	 * thread only. A loop iteration writes at most flush_chunk subscribers;
+	 * the rest wait here, oldest first, and the next iteration (run_w, after
+	 * the loop has polled and read incoming requests) continues, so a
+	 * publisher's POST is read during a round, and a subscriber still queued
+	 * sends what it published when its turn comes.
+	 * Ownership: the queue holds no reference. A connection is on it only
+	 * while it is an open WebSocket (state TP_WS, subscribed, so its room is
+	 * held), and tp_ws_closed unlinks it before lws frees it, so no queued
+	 * pointer outlives its connection (also at shutdown: lws_context_destroy
+	 * closes every connection before the loop is destroyed). A connection is
+	 * on it at most once (wq_queued): notified again while queued it keeps
+	 * its place, and its write takes everything after its cursor, so a round
+	 * neither starves nor reorders anyone. While it is not empty, dispatches
+	 * wait (owed) and run when queue_run finds it empty, so every round is
+	 * written out before the next one is queued; the watchers stop then too.
+	 */
+	struct tp_ws_queue {
+		struct tp_conn *head, *tail;
+		ev_check run_w; /* writes the next chunk after each poll */
+		ev_idle spin_w; /* active while queued: the poll does not block */
+		unsigned iter;  /* the ev_iteration() that `spent` counts */
+		int64_t spent;  /* subscribers written in that iteration */
+		bool owed;      /* a dispatch waits for the queue to empty (tp_ws_dispatch) */
+	} ws_queue;
+	/*
+	 * http.c: keep-alive connections waiting for their next request, oldest
+	 * first. lws 4.1.6 would time each one with a timer in its sorted list
+	 * (an O(connections) insert per answer, docs/benchmarks.md); instead a
+	 * connection is appended here with the (monotonic, so ordered) time its
+	 * transaction completed, and the tick closes those idle past
+	 * keepalive_timeout from the head. Worker thread only; a connection is
+	 * unlinked when its next request begins and before lws frees its session
+	 * data (tp_conn_cleanup), so no pointer here outlives it.
+	 */
+	struct tp_conn *ka_head, *ka_tail;
+	struct lws *ka_wsi; /* tp_http_send: the connection completing its transaction */
+	bool ka_bound;      /* ...and lws bound it fresh session data (keep-alive) */
+	/*
+	 * The list's suffix from ka_kick on: linked since ka_kick_w last ran,
+	 * their POLLOUT not yet confirmed to lws (http.c, ka_kick_cb).
+	 */
+	struct tp_conn *ka_kick;
+	ev_prepare ka_kick_w;
+	/* poll.c: recent plain poll bodies, shared by polls at the same cursor */
+	struct tp_poll_entry *poll_cache;
+	unsigned poll_cache_n;
 };
 
 struct tp_server {
@@ -128,6 +176,8 @@ struct tp_conn {
 	unsigned nreplies;
 	bool rx_paused; /* reading stopped until replies drain (ws.c) */
 	struct tp_conn *ws_prev, *ws_next;
+	struct tp_conn *wq_prev, *wq_next; /* on wk->ws_queue while wq_queued */
+	bool wq_queued;
 	bool closing;
 	/* Adaptive transport (adapt.c): the request's or WebSocket's client id, if any */
 	char client[65];
@@ -137,6 +187,10 @@ struct tp_conn {
 	ev_io lp_watch;        /* on the socket while a long-poll is held (poll.c) */
 	bool peer_closed;      /* the client sent a close frame */
 	struct gw_advice *advice; /* to send on this WebSocket with the next batch; owned */
+	/* On wk's keep-alive idle list (http.c) while ka_linked; ka_ms: monotonic */
+	struct tp_conn *ka_prev, *ka_next;
+	int64_t ka_ms;
+	bool ka_linked;
 };
 
 /* server.c */
@@ -155,6 +209,16 @@ int tp_http_body_done(struct tp_conn *c);
 void tp_conn_release(struct tp_conn *c);
 /* Before lws frees c: release everything, WebSocket state included. Idempotent. */
 void tp_conn_cleanup(struct tp_conn *c);
+
+/*
+ * http.c: keep-alive idle timeout (worker thread). tp_http_bound: lws bound
+ * fresh session data c to wsi (HTTP_BIND_PROTOCOL). tp_http_reap_idle: close
+ * the connections idle past keepalive_timeout at now_ms (monotonic).
+ */
+void tp_http_bound(struct tp_conn *c, struct lws *wsi);
+void tp_http_reap_idle(struct tp_worker *wk, int64_t now_ms);
+/* Worker set-up (before its loop runs): the keep-alive watcher. */
+void tp_http_worker_init(struct tp_worker *wk);
 
 /* http.c: responses (return what the lws callback must return) */
 struct tp_hdr {
@@ -223,6 +287,9 @@ int tp_ws_gift(struct tp_conn *c, struct json_object *obj, const char *id);
 bool tp_ws_gift_plain(struct tp_conn *c, const char *msg, size_t len, int *rc);
 
 /* poll.c */
+/* Worker set-up / tear-down (worker thread or before it runs): the poll body cache. 0 or -1. */
+int tp_poll_worker_init(struct tp_worker *wk);
+void tp_poll_worker_fini(struct tp_worker *wk);
 int tp_poll_request(struct tp_conn *c);
 int tp_poll_writeable(struct tp_conn *c);
 int tp_poll_timer(struct tp_conn *c);
@@ -240,6 +307,10 @@ int tp_ws_reply(struct tp_conn *c, const struct gw_buf *frame);
 void tp_ws_closed(struct tp_conn *c);
 /* Begin a 1001 close of every WebSocket on this worker. */
 void tp_ws_shutdown(struct tp_worker *wk);
+/* Worker set-up (before its loop runs): the write queue's watchers. */
+void tp_ws_worker_init(struct tp_worker *wk);
+/* Worker: gw_rooms_dispatch now, or once the write queue is empty (ws.c). */
+void tp_ws_dispatch(struct tp_worker *wk);
 
 /* gzip.c */
 struct tp_gzip *tp_gzip_new(int level);

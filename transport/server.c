@@ -112,7 +112,7 @@ static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct tp_worker *wk = w->data;
 
-	gw_rooms_dispatch(wk->srv->rooms, wk->id);
+	tp_ws_dispatch(wk); /* at once, or after the WebSocket round in progress */
 }
 
 /* Worker thread: a cancel arrived (room traffic, answers, or a stop request). */
@@ -125,7 +125,7 @@ static void on_cancel(struct tp_worker *wk)
 	 * interval; an idle room only pays the interval once.
 	 */
 	if (wk->srv->cfg->flush_interval_ms == 0)
-		gw_rooms_dispatch(wk->srv->rooms, wk->id);
+		tp_ws_dispatch(wk);
 	else if (!ev_is_active(&wk->flush_w) && gw_rooms_pending(wk->srv->rooms, wk->id))
 		ev_timer_start(wk->loop, &wk->flush_w);
 	take_answers(wk);
@@ -203,6 +203,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_CLOSED:
 		tp_ws_closed(c);
 		return 0;
+	case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+		/* Fresh session data; after a keep-alive answer it waits on the idle list. */
+		tp_http_bound(c, wsi);
+		return 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		/* lws is about to free this session data (keep-alive reuse, upgrade). */
 		tp_conn_cleanup(c);
@@ -270,6 +274,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct tp_worker *wk = w->data;
 
 	lws_cancel_service(wk->ctx);
+	tp_http_reap_idle(wk, gw_clock_mono_ms());
 }
 
 static void stop_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -338,7 +343,7 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 	gw_buf_init(&wk->ws_shared.frame, LWS_PRE);
 	wk->gzip = tp_gzip_new((int)cfg->gzip_level);
 	wk->loop = ev_loop_new(EVFLAG_AUTO);
-	if (!wk->gzip || !wk->loop) {
+	if (!wk->gzip || !wk->loop || tp_poll_worker_init(wk)) {
 		snprintf(err, errlen, "worker %u: cannot create event loop", wk->id);
 		return -1;
 	}
@@ -384,6 +389,8 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 	ev_timer_start(wk->loop, &wk->tick_w);
 	ev_timer_init(&wk->flush_w, flush_cb, (double)cfg->flush_interval_ms / 1000, 0.);
 	wk->flush_w.data = wk;
+	tp_ws_worker_init(wk);
+	tp_http_worker_init(wk);
 	ev_timer_init(&wk->stop_w, stop_cb, STOP_GRACE_S, 0.);
 	wk->stop_w.data = wk;
 	if (wk->id == 0) {
@@ -411,6 +418,7 @@ static void worker_fini(struct tp_worker *wk)
 	if (wk->loop)
 		ev_loop_destroy(wk->loop);
 	tp_gzip_free(wk->gzip);
+	tp_poll_worker_fini(wk);
 	gw_buf_free(&wk->out);
 	gw_buf_free(&wk->zout);
 	gw_buf_free(&wk->ws_shared.frame);

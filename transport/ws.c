@@ -3,7 +3,9 @@
  * ws_ops); when notified it sends everything after its cursor as one batch
  * frame, at once when nothing else waits for the connection, else from the
  * next writable callback (bounded by batch_max_bytes; more follows on the
- * next writable). Subscribers at the same cursor share one built batch
+ * next writable). At most flush_chunk subscribers are written per loop
+ * iteration; the rest queue (struct tp_ws_queue) and follow on the next
+ * ones. Subscribers at the same cursor share one built batch
  * (batch_frame). Replies to client ops queue in a short
  * per-connection list and go before batches. A slow reader holds at most one
  * batch in lws's send buffer; what the ring overwrites meanwhile it learns
@@ -43,19 +45,18 @@ struct tp_reply {
 
 static int send_batch(struct tp_conn *c);
 
-static void ws_notify(struct gw_sub *sub)
+/*
+ * Write c's batch now, or have lws call back when it can take it. Worker.
+ *
+ * Send at once when nothing waits for c: asking for a writable callback costs
+ * two epoll_ctl and a trip through the loop per subscriber per flush (a fifth
+ * of a worker's CPU at 10k subscribers, docs/benchmarks.md). lws 4.1.6 allows
+ * lws_write outside the writable callback: it keeps what the socket does not
+ * take and asks for the callback itself, and we only write here while its
+ * buffer is empty, so a slow reader still holds at most one batch.
+ */
+static void write_now(struct tp_conn *c)
 {
-	struct tp_conn *c = container_of(sub, struct tp_conn, sub);
-
-	/*
-	 * Send at once when nothing waits for c: asking for a writable callback
-	 * costs two epoll_ctl and a trip through the loop per subscriber per
-	 * flush (a fifth of a worker's CPU at 10k subscribers, docs/benchmarks.md).
-	 * lws 4.1.6 allows lws_write outside the writable callback: it keeps what
-	 * the socket does not take and asks for the callback itself, and we only
-	 * write here while its buffer is empty, so a slow reader still holds at
-	 * most one batch.
-	 */
 	if (c->state == TP_WS && !c->closing && !c->replies && !lws_partial_buffered(c->wsi)) {
 		if (send_batch(c) < 0) {
 			c->closing = true; /* the socket failed: the writable callback closes it */
@@ -64,6 +65,150 @@ static void ws_notify(struct gw_sub *sub)
 		return;
 	}
 	lws_callback_on_writable(c->wsi);
+}
+
+/*
+ * May the worker write one more subscriber in this loop iteration
+ * (flush_chunk)? Counts it when so. Worker.
+ */
+static bool take_turn(struct tp_worker *wk)
+{
+	struct tp_ws_queue *q = &wk->ws_queue;
+	int64_t chunk = wk->srv->cfg->flush_chunk;
+	unsigned it = ev_iteration(wk->loop);
+
+	if (!chunk)
+		return true;
+	if (q->iter != it) {
+		q->iter = it;
+		q->spent = 0;
+	}
+	if (q->spent >= chunk)
+		return false;
+	q->spent++;
+	return true;
+}
+
+/* Take c off the write queue if it is on it. Worker. */
+static void queue_unlink(struct tp_worker *wk, struct tp_conn *c)
+{
+	struct tp_ws_queue *q = &wk->ws_queue;
+
+	if (!c->wq_queued)
+		return;
+	if (c->wq_prev)
+		c->wq_prev->wq_next = c->wq_next;
+	else
+		q->head = c->wq_next;
+	if (c->wq_next)
+		c->wq_next->wq_prev = c->wq_prev;
+	else
+		q->tail = c->wq_prev;
+	c->wq_prev = c->wq_next = NULL;
+	c->wq_queued = false;
+	/* The watchers stay until queue_run sees the queue empty: it may owe a dispatch. */
+}
+
+/* Queue c (not queued, an open WebSocket) behind everyone queued. Worker. */
+static void queue_append(struct tp_worker *wk, struct tp_conn *c)
+{
+	struct tp_ws_queue *q = &wk->ws_queue;
+
+	c->wq_prev = q->tail;
+	c->wq_next = NULL;
+	if (q->tail)
+		q->tail->wq_next = c;
+	else
+		q->head = c;
+	q->tail = c;
+	c->wq_queued = true;
+	if (!ev_is_active(&q->run_w)) {
+		ev_check_start(wk->loop, &q->run_w);
+		ev_idle_start(wk->loop, &q->spin_w);
+	}
+}
+
+/*
+ * After each poll while subscribers are queued: write the next chunk, oldest
+ * first. write_now never frees a connection (a failed socket is closed from
+ * its writable callback), so taking the head each time is safe. Once the
+ * queue is empty, the dispatch tp_ws_dispatch put off runs.
+ */
+static void queue_run(struct ev_loop *loop, ev_check *w, int revents)
+{
+	struct tp_worker *wk = w->data;
+	struct tp_ws_queue *q = &wk->ws_queue;
+
+	(void)revents;
+	while (q->head && take_turn(wk)) {
+		struct tp_conn *c = q->head;
+
+		queue_unlink(wk, c);
+		write_now(c);
+	}
+	if (q->head)
+		return;
+	ev_check_stop(loop, &q->run_w);
+	ev_idle_stop(loop, &q->spin_w);
+	if (q->owed) {
+		q->owed = false;
+		gw_rooms_dispatch(wk->srv->rooms, wk->id);
+	}
+}
+
+/*
+ * While a round is queued, a dispatch would mostly walk every subscriber of
+ * the room to re-queue those already written (a tenth of the worker's CPU at
+ * 10,000 subscribers, flushed every 25 ms): the queued ones send what arrived
+ * anyway when their turn comes. So it waits and runs as soon as the queue is
+ * empty; the written subscribers then queue again behind nobody. Long-polls of
+ * the worker's rooms wait for the round too (at most one round, as they did
+ * when a round was written in one callback). Worker.
+ */
+void tp_ws_dispatch(struct tp_worker *wk)
+{
+	if (wk->ws_queue.head) {
+		wk->ws_queue.owed = true;
+		return;
+	}
+	gw_rooms_dispatch(wk->srv->rooms, wk->id);
+}
+
+/* Worker: only there so that the loop polls without blocking while subscribers are queued. */
+static void queue_spin(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+/* Before the worker's loop runs (main thread, worker_init). */
+void tp_ws_worker_init(struct tp_worker *wk)
+{
+	ev_check_init(&wk->ws_queue.run_w, queue_run);
+	wk->ws_queue.run_w.data = wk;
+	ev_idle_init(&wk->ws_queue.spin_w, queue_spin);
+	wk->ws_queue.spin_w.data = wk;
+}
+
+/*
+ * A round over 10,000 subscribers takes ~70 ms of send() on one core; written
+ * in one go, a POST arriving meanwhile is read only after it, and its message
+ * waits for the next round (docs/benchmarks.md). So a flush writes at most
+ * flush_chunk subscribers per loop iteration and queues the rest behind
+ * anyone still queued (never ahead of them: nobody starves).
+ */
+static void ws_notify(struct gw_sub *sub)
+{
+	struct tp_conn *c = container_of(sub, struct tp_conn, sub);
+	struct tp_worker *wk = c->wk;
+
+	if (c->wq_queued)
+		return; /* its turn comes; it sends everything after its cursor then */
+	if (c->state != TP_WS || (!wk->ws_queue.head && take_turn(wk)))
+		write_now(c);
+	else
+		queue_append(wk, c);
 }
 
 static const struct gw_sub_ops ws_ops = {.name = "ws", .notify = ws_notify};
@@ -431,6 +576,7 @@ void tp_ws_closed(struct tp_conn *c)
 		wk->ws_conns = c->ws_next;
 	if (c->ws_next)
 		c->ws_next->ws_prev = c->ws_prev;
+	queue_unlink(wk, c);
 	while (c->replies) {
 		struct tp_reply *r = c->replies;
 		c->replies = r->next;

@@ -119,7 +119,7 @@ static void test_table_is_consistent(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(gw_config_table_len, 56); /* one row per struct gw_config field */
+	assert_int_equal(gw_config_table_len, 58); /* one row per struct gw_config field */
 	assert_int_equal(gw_config_defaults(&cfg), 0);
 	for (size_t i = 0; i < gw_config_table_len; i++) {
 		const struct gw_config_def *d = &gw_config_table[i];
