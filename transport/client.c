@@ -243,6 +243,8 @@ static void start_request(struct tp_client *c, enum req_kind kind, enum tp_clien
  * at once rather than idling on top of each timeout, while attempts that
  * fail fast still spread out exponentially.
  */
+static enum tp_client_transport advised(const struct tp_client *c);
+
 static void fail(struct tp_client *c, const char *why)
 {
 	int64_t delay_us;
@@ -264,8 +266,16 @@ static void fail(struct tp_client *c, const char *why)
 		c->attempt++;
 	client_log(c, 0, "%s; retrying in %lld ms (attempt %u)", why,
 	           (long long)(delay_us / 1000), c->attempt);
+	/*
+	 * With advice in hand, reconnect straight to the advised transport: the
+	 * gateway counts the drop when the new connection arrives and sends fresh
+	 * advice on it (a WebSocket when it opens, a poll in its answer), so
+	 * asking /connect first would only add a round trip to every recovery.
+	 */
 	if (c->cfg.pin)
 		schedule(c, STEP_TRANSPORT, c->cfg.transport, "pin", delay_us);
+	else if (c->have_advice)
+		schedule(c, STEP_TRANSPORT, advised(c), "advice", delay_us);
 	else
 		schedule(c, STEP_CONNECT, c->cur, NULL, delay_us);
 }

@@ -15,9 +15,12 @@
  *      short-poll interval, whichever is longer;
  *   4. a failure (connect error, a WebSocket that ends without our close, an
  *      HTTP status other than 200/404-on-connect/429, a timeout, a body that
- *      is not a batch) reconnects after a jittered exponential backoff (full
- *      jitter: uniform in [0, min(max, base * 2^attempt)]) and asks /connect
- *      again; the attempt count resets when a transport answers.
+ *      is not a batch, a connection silent past stall_ms) reconnects after a
+ *      jittered exponential backoff (full jitter: uniform in [0, min(max,
+ *      base * 2^attempt)]; after an attempt that never worked, the time it
+ *      took counts towards the wait) straight to the advised transport, or
+ *      through /connect while it has no advice yet; the attempt count resets
+ *      when a transport answers.
  *
  * Exactly-once accounting: the client remembers the last seq it delivered; a
  * message at or below it is a duplicate (counted, not delivered); a hole not

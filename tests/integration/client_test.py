@@ -642,7 +642,8 @@ class AdaptTest(ClientCase):
         pub.start()
         self.addCleanup(pub.stop)
         self.assertGreaterEqual(cut_connections(c.proc.pid, self.srv.port), 1)
-        c.wait_log(r"transport ws -> longpoll \(connect\)", 20)
+        # reconnecting straight to ws, the client gets the advice as the WebSocket opens
+        c.wait_log(r"transport ws -> longpoll \(advice\)", 20)
         # freeze the client past adapt_longpoll_gap until it is sent to short-poll
         moved = False
         for _ in range(6):
