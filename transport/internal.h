@@ -54,6 +54,23 @@ struct tp_answer {
 /* Bytes kept free in front of a response body for its HTTP headers. */
 #define TP_HDR_ROOM 1024
 
+/*
+ * shared.c: a plain batch built once and handed to every reader at the same
+ * (room, cursor) while the room's ring head has not moved. Owned by one
+ * worker; see shared.c for the rules.
+ */
+struct tp_shared_batch {
+	const struct gw_room *room; /* NULL: empty; compared, never followed */
+	struct gw_pos from;         /* the cursor it was built for */
+	uint64_t head;              /* the room's ring head, read before building */
+	uint64_t last;              /* the cursor it leaves its reader at */
+	int64_t built_ms;           /* monotonic */
+	struct gw_batch info;
+	struct gw_buf body;         /* headroom LWS_PRE + TP_HDR_ROOM (lws_write, tp_http_send) */
+	struct gw_buf gz;           /* poll.c: body gzipped, when gz_state > 0 */
+	int gz_state;               /* poll.c: 0 not tried yet, 1 smaller, -1 not worth it */
+};
+
 struct tp_worker {
 	struct tp_server *srv;
 	unsigned id; /* 0..workers-1; metrics slot id + 1 */
@@ -74,16 +91,8 @@ struct tp_worker {
 	struct tp_gzip *gzip;
 	struct tp_conn *ws_conns; /* open WebSockets, for shutdown */
 	_Atomic(struct tp_answer *) answers; /* see struct tp_answer */
-	/* ws.c: the last plain batch frame built, reused by subscribers at its cursor */
-	struct tp_ws_shared {
-		const struct gw_room *room; /* NULL: nothing kept */
-		struct gw_pos from;         /* the cursor it was built for */
-		uint64_t head;              /* the room's ring head right after building */
-		uint64_t last;              /* the cursor it leaves its reader at */
-		int64_t built_ms;           /* monotonic */
-		struct gw_batch info;
-		struct gw_buf frame;        /* headroom LWS_PRE */
-	} ws_shared;
+	/* ws.c: the last plain batch built for a WebSocket (shared.c) */
+	struct tp_shared_batch ws_shared;
 	/*
 	 * ws.c: WebSockets notified but not written yet (flush_chunk). Worker
 	 * thread only. A loop iteration writes at most flush_chunk subscribers;
@@ -130,7 +139,7 @@ struct tp_worker {
 	struct tp_conn *ka_kick;
 	ev_prepare ka_kick_w;
 	/* poll.c: recent plain poll bodies, shared by polls at the same cursor */
-	struct tp_poll_entry *poll_cache;
+	struct tp_shared_batch *poll_cache; /* poll_cache_n entries (shared.c) */
 	unsigned poll_cache_n;
 };
 
@@ -285,6 +294,17 @@ int tp_ws_gift(struct tp_conn *c, struct json_object *obj, const char *id);
  * it the usual way.
  */
 bool tp_ws_gift_plain(struct tp_conn *c, const char *msg, size_t len, int *rc);
+
+/* shared.c (worker thread; set: n entries) */
+void tp_shared_init(struct tp_shared_batch *set, unsigned n);
+void tp_shared_fini(struct tp_shared_batch *set, unsigned n);
+/*
+ * The plain batch for c's cursor from set, built into an entry on a miss;
+ * advances c->pos as gw_batch_build does. *out NULL: not shareable (a gap
+ * owed to c, or n 0): build it yourself. 0, or -1 on OOM.
+ */
+int tp_shared_batch(struct tp_conn *c, struct tp_shared_batch *set, unsigned n,
+		    struct tp_shared_batch **out);
 
 /* poll.c */
 /* Worker set-up / tear-down (worker thread or before it runs): the poll body cache. 0 or -1. */

@@ -12,7 +12,6 @@
 
 #include "gateway/clock.h"
 #include "gateway/metrics.h"
-#include "gateway/ring.h"
 #include "transport/internal.h"
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
@@ -48,38 +47,7 @@ static void lp_peer_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-/*
- * The poll body cache. In a hot room most polls arrive at a cursor another
- * poll had a moment ago (pollers answered between the same two publishes
- * come back together), so each worker keeps the last few plain answers it
- * built, each with its gzip made on first demand, and serves one to every
- * poll at the same cursor while the room's ring head has not moved: one
- * ring read and one compression per burst instead of one per poll. The
- * rules are those of the WebSocket shared frame (batch_frame in ws.c): only
- * the plain batch (no advice, no danmaku budget), never a gap owed to one
- * reader, and for at most POLL_CACHE_MAX_AGE_MS, which bounds how stale its
- * window check (messages older than `window` are left out) can be.
- *
- * An entry's room pointer is only compared, never followed: a room reclaimed
- * and another allocated at the same address has another random epoch, which
- * the cursor must also match. Worker thread only, no locks.
- */
-#define POLL_CACHE_MAX_AGE_MS 100
-/* An evicted entry gives back buffers grown past this (a rare huge batch). */
-#define POLL_CACHE_KEEP_BYTES (256 * 1024)
-
-struct tp_poll_entry {
-	const struct gw_room *room; /* NULL: empty */
-	struct gw_pos from;         /* the cursor it was built for */
-	uint64_t head;              /* the room's ring head, read before building */
-	uint64_t last;              /* the cursor it leaves its reader at */
-	int64_t built_ms;           /* monotonic */
-	struct gw_batch info;
-	struct gw_buf body;         /* headroom LWS_PRE + TP_HDR_ROOM, as tp_http_send wants */
-	struct gw_buf gz;           /* the same, gzipped, when gz_state > 0 */
-	int gz_state;               /* 0 not tried yet, 1 smaller, -1 not worth it (or failed) */
-};
-
+/* The poll body cache: the shared plain batches of shared.c, with their gzip. */
 int tp_poll_worker_init(struct tp_worker *wk)
 {
 	unsigned n = (unsigned)wk->srv->cfg->poll_cache_entries;
@@ -90,76 +58,17 @@ int tp_poll_worker_init(struct tp_worker *wk)
 	wk->poll_cache = calloc(n, sizeof(*wk->poll_cache));
 	if (!wk->poll_cache)
 		return -1;
-	for (unsigned i = 0; i < n; i++) {
-		gw_buf_init(&wk->poll_cache[i].body, LWS_PRE + TP_HDR_ROOM);
-		gw_buf_init(&wk->poll_cache[i].gz, LWS_PRE + TP_HDR_ROOM);
-	}
+	tp_shared_init(wk->poll_cache, n);
 	wk->poll_cache_n = n;
 	return 0;
 }
 
 void tp_poll_worker_fini(struct tp_worker *wk)
 {
-	for (unsigned i = 0; i < wk->poll_cache_n; i++) {
-		gw_buf_free(&wk->poll_cache[i].body);
-		gw_buf_free(&wk->poll_cache[i].gz);
-	}
+	tp_shared_fini(wk->poll_cache, wk->poll_cache_n);
 	free(wk->poll_cache);
 	wk->poll_cache = NULL;
 	wk->poll_cache_n = 0;
-}
-
-/*
- * The plain batch for c's cursor from the cache, built into an entry on a
- * miss; advances c->pos like gw_batch_build. *e NULL: not cacheable (a gap
- * owed to c, or no cache), build it yourself. 0, or -1 on OOM.
- */
-static int cached_batch(struct tp_conn *c, struct tp_poll_entry **out)
-{
-	struct tp_worker *wk = c->wk;
-	struct gw_pos from = c->pos;
-	uint64_t head = gw_ring_head(gw_room_ring(c->room));
-	int64_t now = gw_clock_mono_ms();
-	struct tp_poll_entry *e, *victim = NULL;
-
-	*out = NULL;
-	if (from.owe_gap || !wk->poll_cache_n)
-		return 0;
-	for (unsigned i = 0; i < wk->poll_cache_n; i++) {
-		e = &wk->poll_cache[i];
-		if (e->room != c->room || e->from.epoch != from.epoch || e->from.after != from.after) {
-			/* Evict an empty entry first, else the oldest. */
-			if (!victim || (victim->room && (!e->room || e->built_ms < victim->built_ms)))
-				victim = e;
-			continue;
-		}
-		if (e->head == head && now - e->built_ms <= POLL_CACHE_MAX_AGE_MS) {
-			c->pos.after = e->last;
-			*out = e;
-			return 0;
-		}
-		victim = e; /* the same cursor, outdated: rebuild in place */
-		break;
-	}
-	e = victim;
-	e->room = NULL;
-	e->gz_state = 0;
-	gw_buf_reset(&e->gz);
-	if (e->body.cap > POLL_CACHE_KEEP_BYTES)
-		gw_buf_free(&e->body);
-	if (e->gz.cap > POLL_CACHE_KEEP_BYTES)
-		gw_buf_free(&e->gz);
-	gw_buf_reset(&e->body);
-	if (gw_batch_build(c->room, &c->pos, (size_t)wk->srv->cfg->batch_max_bytes, &e->body,
-			   &e->info))
-		return -1;
-	e->room = c->room;
-	e->from = from;
-	e->head = head; /* read before building: anything newer forces a rebuild */
-	e->last = c->pos.after;
-	e->built_ms = now;
-	*out = e;
-	return 0;
 }
 
 /* adv: the short-poll's advice (NULL for a long-poll, whose advice is taken now). */
@@ -173,7 +82,7 @@ static int respond_batch(struct tp_conn *c, bool longpoll, const struct gw_advic
 	size_t nh = 1;
 	struct gw_batch info;
 	struct gw_advice lp_adv;
-	struct tp_poll_entry *e = NULL;
+	struct tp_shared_batch *e = NULL;
 
 	if (c->lp_reported) {
 		/* Advice at answer time: the wait may have been long. */
@@ -184,7 +93,7 @@ static int respond_batch(struct tp_conn *c, bool longpoll, const struct gw_advic
 	}
 	/* Advice or a danmaku budget make this answer the client's own. */
 	if (!(adv && adv->send) && !(c->client_len && gw_clients_budgeted(wk->srv->clients, t)) &&
-	    cached_batch(c, &e))
+	    tp_shared_batch(c, wk->poll_cache, wk->poll_cache_n, &e))
 		return -1;
 	if (e) {
 		info = e->info;

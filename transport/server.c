@@ -340,7 +340,7 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 	wk->lfd = -1;
 	gw_buf_init(&wk->out, LWS_PRE + TP_HDR_ROOM);
 	gw_buf_init(&wk->zout, LWS_PRE + TP_HDR_ROOM);
-	gw_buf_init(&wk->ws_shared.frame, LWS_PRE);
+	tp_shared_init(&wk->ws_shared, 1);
 	wk->gzip = tp_gzip_new((int)cfg->gzip_level);
 	wk->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!wk->gzip || !wk->loop || tp_poll_worker_init(wk)) {
@@ -421,7 +421,7 @@ static void worker_fini(struct tp_worker *wk)
 	tp_poll_worker_fini(wk);
 	gw_buf_free(&wk->out);
 	gw_buf_free(&wk->zout);
-	gw_buf_free(&wk->ws_shared.frame);
+	tp_shared_fini(&wk->ws_shared, 1);
 }
 
 static void *worker_main(void *arg)

@@ -490,55 +490,30 @@ int tp_ws_writeable(struct tp_conn *c)
 	return send_batch(c);
 }
 
-/* How long a shared batch may be handed out (bounds how stale its window check is). */
-#define SHARED_BATCH_MAX_AGE_MS 100
-
 /*
  * c's next batch as a frame for lws_write. A subscriber with no advice to
  * deliver and no WebSocket danmaku budget (suppress_ws, off by default) gets
- * the plain batch, client id or not, and when a flush reaches a room its
- * subscribers nearly all sit at the same cursor: the worker keeps the last
- * plain batch it built and hands it to everyone at that cursor while nothing
- * was published since (same ring head), so a flush reads the ring once per
- * room, not once per subscriber. 0, or -1 on OOM.
+ * the plain batch, client id or not, shared with every subscriber at its
+ * cursor (shared.c), so a flush reads the ring once per room, not once per
+ * subscriber. 0, or -1 on OOM.
  */
 static int batch_frame(struct tp_conn *c, struct gw_buf **frame, struct gw_batch *info)
 {
 	struct tp_worker *wk = c->wk;
-	struct tp_ws_shared *sh = &wk->ws_shared;
-	const struct gw_ring *ring = gw_room_ring(c->room);
-	struct gw_pos from = c->pos;
-	int64_t now = gw_clock_mono_ms();
-	uint64_t head = gw_ring_head(ring);
+	struct tp_shared_batch *e = NULL;
 
-	if (c->advice || (c->client_len && gw_clients_budgeted(wk->srv->clients, GW_TP_WS))) {
-		gw_buf_reset(&wk->out);
-		*frame = &wk->out;
-		return tp_adapt_batch(c, GW_TP_WS, c->advice, &wk->out, info);
+	if (!c->advice && !(c->client_len && gw_clients_budgeted(wk->srv->clients, GW_TP_WS))) {
+		if (tp_shared_batch(c, &wk->ws_shared, 1, &e))
+			return -1;
+		if (e) {
+			*frame = &e->body;
+			*info = e->info;
+			return 0;
+		}
 	}
-	*frame = &sh->frame;
-	if (sh->room == c->room && !from.owe_gap && sh->from.epoch == from.epoch &&
-	    sh->from.after == from.after && sh->head == head &&
-	    now - sh->built_ms <= SHARED_BATCH_MAX_AGE_MS) {
-		c->pos.after = sh->last;
-		*info = sh->info;
-		return 0;
-	}
-	sh->room = NULL;
-	gw_buf_reset(&sh->frame);
-	if (gw_batch_build(c->room, &c->pos, (size_t)wk->srv->cfg->batch_max_bytes, &sh->frame,
-			   info))
-		return -1;
-	/* A gap owed to this reader alone is not everyone's batch. */
-	if (!from.owe_gap) {
-		sh->room = c->room;
-		sh->from = from;
-		sh->head = head; /* read before building: anything newer forces a rebuild */
-		sh->last = c->pos.after;
-		sh->built_ms = now;
-		sh->info = *info;
-	}
-	return 0;
+	gw_buf_reset(&wk->out);
+	*frame = &wk->out;
+	return tp_adapt_batch(c, GW_TP_WS, c->advice, &wk->out, info);
 }
 
 /* Send c's batch; batch_max_bytes left more: ask for another writable. 0, or -1: close. */
