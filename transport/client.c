@@ -531,9 +531,8 @@ static void start_request(struct tp_client *c, enum req_kind kind, enum tp_clien
 		free_req(r);
 		return;
 	}
-	/* lws has created the socket and started its connect (no async DNS in
-	 * this build); APPEND_HANDSHAKE_HEADER sets them again in case not */
-	set_stall_opts(c, wsi);
+	/* the connect itself is bounded by the deadline; the socket gets its
+	 * stall options once connected (APPEND_HANDSHAKE_HEADER) */
 	arm_deadline(c, r, wait_s);
 }
 
