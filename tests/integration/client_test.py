@@ -60,6 +60,16 @@ def run_client(args, timeout=20):
     return r
 
 
+def run_unreachable(url, transport, duration):
+    """Run a client that can never connect to url: it must keep retrying with backoff
+    and exit 0 when its duration ends -> its final statistics."""
+    r = run_client(["--url", url, "--room", "x", "--transport", transport, "--duration",
+                    str(duration), "--print", "none", "--backoff-base-ms", "20",
+                    "--backoff-max-ms", "200"])
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stderr.strip().splitlines()[-1]), r.stderr
+
+
 class Client:
     """One livegate-client process we started: stdout and stderr go to files we read
     while it runs; killed by pid at cleanup."""
@@ -409,12 +419,8 @@ class PinnedTest(ClientCase):
     def test_tls_peer_rejected_without_insecure(self):
         # a plain-http gateway spoken to over https: the handshake fails, the client
         # keeps retrying with backoff and still exits cleanly
-        r = run_client(["--url", "https://127.0.0.1:%d" % self.srv.port, "--room", "x",
-                        "--transport", "ws", "--duration", "1.5", "--print", "none",
-                        "--backoff-base-ms", "20", "--backoff-max-ms", "200"])
-        self.assertEqual(r.returncode, 0, r.stderr)
-        st = json.loads(r.stderr.strip().splitlines()[-1])
-        self.assertGreaterEqual(st["failures"], 2, r.stderr)
+        st, err = run_unreachable("https://127.0.0.1:%d" % self.srv.port, "ws", 1.5)
+        self.assertGreaterEqual(st["failures"], 2, err)
         self.assertEqual(st["delivered"], 0)
 
 
@@ -725,13 +731,9 @@ class TlsTest(ClientCase):
         self.tls_case("longpoll")
 
     def test_certificate_checked_without_insecure(self):
-        r = run_client(["--url", "https://127.0.0.1:%d" % self.srv.port, "--room", "x",
-                        "--transport", "longpoll", "--duration", "1", "--print", "none",
-                        "--backoff-base-ms", "20", "--backoff-max-ms", "200"])
-        self.assertEqual(r.returncode, 0, r.stderr)
-        st = json.loads(r.stderr.strip().splitlines()[-1])
-        self.assertGreaterEqual(st["failures"], 1, r.stderr)
-        self.assertEqual((st["delivered"], st["batches"]), (0, 0), r.stderr)
+        st, err = run_unreachable("https://127.0.0.1:%d" % self.srv.port, "longpoll", 1)
+        self.assertGreaterEqual(st["failures"], 1, err)
+        self.assertEqual((st["delivered"], st["batches"]), (0, 0), err)
 
 
 if __name__ == "__main__":
