@@ -1,7 +1,8 @@
 /*
  * Transport layer internals, shared by server.c (workers and the lws
- * callback), http.c (requests and responses), poll.c (short/long-poll) and
- * ws.c (WebSocket). Nothing here is visible outside transport/.
+ * callback), http.c (requests and responses), poll.c (short/long-poll),
+ * ws.c (WebSocket) and shared.c (batches shared by readers at one cursor).
+ * Nothing here is visible outside transport/.
  *
  * Threads: every struct tp_worker and everything hanging off it (its lws
  * context, event loop, scratch buffers, connections) belongs to that worker's
