@@ -90,7 +90,27 @@ struct tp_worker {
 	struct gw_buf out;     /* response / frame scratch, headroom LWS_PRE + TP_HDR_ROOM */
 	struct gw_buf zout;    /* gzip output, same headroom */
 	struct tp_gzip *gzip;
-	struct tp_conn *ws_conns; /* open WebSockets, for shutdown */
+	/*
+	 * ws.c: open WebSockets (shutdown, the ping sweep), newest first, and
+	 * how many. Worker thread only; tp_ws_closed unlinks a connection
+	 * before lws frees it.
+	 */
+	struct tp_conn *ws_conns;
+	unsigned ws_count;
+	/*
+	 * ws.c: the ping sweep. lws 4.1.6 would give each WebSocket a validity
+	 * timer in its sorted timer list, and every timeout set while reading a
+	 * request walks that list (13.8 % of the worker at 10,000 subscribers,
+	 * docs/benchmarks.md). Instead ping_w fires every TP_PING_SLICE_S and
+	 * looks at the next 1/TP_PING_SLICES of ws_conns from ping_next, so each
+	 * connection is seen about once a second and a burst of pings is spread
+	 * over the second. ping_tick counts the slices; a connection stamps it
+	 * when anything arrives. Worker thread only; tp_ws_closed moves
+	 * ping_next past a connection before unlinking it.
+	 */
+	ev_timer ping_w;
+	struct tp_conn *ping_next;
+	uint32_t ping_tick;
 	_Atomic(struct tp_answer *) answers; /* see struct tp_answer */
 	/* ws.c: the last plain batch built for a WebSocket (shared.c) */
 	struct tp_shared_batch ws_shared;
@@ -163,7 +183,12 @@ enum tp_post { TP_POST_DANMAKU, TP_POST_GIFT, TP_PUT_KEY };
 
 struct tp_reply;
 
-/* lws per-session data: zeroed by lws for each connection, kept across keep-alive requests. */
+/*
+ * lws per-session data: zeroed by lws for each connection, kept across
+ * keep-alive requests. Every open WebSocket holds one (see "Memory per idle
+ * WebSocket" in docs/benchmarks.md), so small members sit in what would be
+ * alignment holes: keep it that way when adding one.
+ */
 struct tp_conn {
 	struct lws *wsi;
 	struct tp_worker *wk;
@@ -180,27 +205,30 @@ struct tp_conn {
 	bool gzip;
 	bool timed_out;
 	bool upgrading; /* answering inside CONFIRM_UPGRADE: lws completes the transaction */
+	bool ka_linked; /* on wk's keep-alive idle list (below) */
 	/* WebSocket */
 	struct gw_buf rx;
 	struct tp_reply *replies, **replies_tail;
 	unsigned nreplies;
-	bool rx_paused; /* reading stopped until replies drain (ws.c) */
+	bool rx_paused;   /* reading stopped until replies drain (ws.c) */
+	bool peer_closed; /* the client sent a close frame */
 	struct tp_conn *ws_prev, *ws_next;
 	struct tp_conn *wq_prev, *wq_next; /* on wk->ws_queue while wq_queued */
 	bool wq_queued;
 	bool closing;
+	bool ping_due;      /* a ping waits for the next writable callback */
+	uint32_t rx_tick;   /* wk->ping_tick when something last arrived */
+	uint32_t ping_tick; /* wk->ping_tick when the unanswered ping went; 0: none */
 	/* Adaptive transport (adapt.c): the request's or WebSocket's client id, if any */
 	char client[65];
 	unsigned char client_len;
 	bool lp_reported;      /* a long-poll of client is held: report how it ends */
 	bool peer_gone;        /* the peer closed or reset while a long-poll was held */
 	ev_io lp_watch;        /* on the socket while a long-poll is held (poll.c) */
-	bool peer_closed;      /* the client sent a close frame */
 	struct gw_advice *advice; /* to send on this WebSocket with the next batch; owned */
 	/* On wk's keep-alive idle list (http.c) while ka_linked; ka_ms: monotonic */
 	struct tp_conn *ka_prev, *ka_next;
 	int64_t ka_ms;
-	bool ka_linked;
 };
 
 /* server.c */
@@ -326,6 +354,8 @@ int tp_ws_error_frame(struct gw_buf *b, const char *id, const struct gw_err *err
 /* Queue a reply frame (copied) for c; 0, or -1 when the connection is being closed. */
 int tp_ws_reply(struct tp_conn *c, const struct gw_buf *frame);
 void tp_ws_closed(struct tp_conn *c);
+/* LWS_CALLBACK_RECEIVE_PONG: the peer is alive. */
+void tp_ws_pong(struct tp_conn *c);
 /* Begin a 1001 close of every WebSocket on this worker. */
 void tp_ws_shutdown(struct tp_worker *wk);
 /* Worker set-up (before its loop runs): the write queue's watchers. */

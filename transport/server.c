@@ -195,6 +195,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		return tp_ws_established(c);
 	case LWS_CALLBACK_RECEIVE:
 		return tp_ws_receive(c, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		tp_ws_pong(c);
+		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return tp_ws_writeable(c);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
@@ -457,9 +460,11 @@ struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *
 	}
 	srv->admin_token = admin_token;
 	srv->nworkers = (unsigned)cfg->workers; /* main resolved 0 to the core count */
-	srv->idle_policy.secs_since_valid_ping = (uint16_t)cfg->ws_ping_interval;
-	srv->idle_policy.secs_since_valid_hangup =
-		(uint16_t)(cfg->ws_ping_interval ? cfg->ws_ping_interval + cfg->io_timeout : 0);
+	/*
+	 * All zero: lws runs no validity timers of its own (the vhost uses this
+	 * policy as given); WebSocket pings come from ws.c's sweep.
+	 */
+	memset(&srv->idle_policy, 0, sizeof(srv->idle_policy));
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "livegate",
 		.callback = callback,

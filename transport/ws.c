@@ -37,6 +37,17 @@
 /* Bytes of replies merged into one write (below the protocol's tx_packet_size). */
 #define REPLY_WRITE_MAX 49152
 
+/*
+ * Pings. A WebSocket from which nothing (a message, a pong) has arrived for
+ * ws_ping_interval seconds is pinged; one that then sends nothing for
+ * io_timeout seconds more is dropped, and the drop counts against its client
+ * like any unclean close (docs/protocol.md). Any frame proves the peer alive,
+ * so a client that talks is never pinged. Times are in sweep slices
+ * (wk->ping_tick); see struct tp_worker for why this is not lws's timer.
+ */
+#define TP_PING_SLICES 10
+#define TP_PING_SLICE_S 0.1
+
 struct tp_reply {
 	struct tp_reply *next;
 	size_t len;
@@ -44,6 +55,8 @@ struct tp_reply {
 };
 
 static int send_batch(struct tp_conn *c);
+static int send_ping(struct tp_conn *c);
+static void ping_sweep(struct ev_loop *loop, ev_timer *w, int revents);
 
 /*
  * Write c's batch now, or have lws call back when it can take it. Worker.
@@ -189,6 +202,10 @@ void tp_ws_worker_init(struct tp_worker *wk)
 	wk->ws_queue.run_w.data = wk;
 	ev_idle_init(&wk->ws_queue.spin_w, queue_spin);
 	wk->ws_queue.spin_w.data = wk;
+	ev_timer_init(&wk->ping_w, ping_sweep, TP_PING_SLICE_S, TP_PING_SLICE_S);
+	wk->ping_w.data = wk;
+	if (wk->srv->cfg->ws_ping_interval > 0)
+		ev_timer_start(wk->loop, &wk->ping_w);
 }
 
 /*
@@ -281,6 +298,10 @@ int tp_ws_established(struct tp_conn *c)
 	if (wk->ws_conns)
 		wk->ws_conns->ws_prev = c;
 	wk->ws_conns = c;
+	wk->ws_count++;
+	c->rx_tick = wk->ping_tick;
+	c->ping_tick = 0;
+	c->ping_due = false;
 	gw_metric_add(GW_M_CONN_WS, 1);
 	c->sub.ops = &ws_ops;
 	gw_room_subscribe(c->room, &c->sub, wk->id);
@@ -448,7 +469,11 @@ int tp_ws_receive(struct tp_conn *c, const void *in, size_t len)
 	size_t max = (size_t)c->wk->srv->cfg->ws_max_message_bytes;
 	int rc;
 
-	if (c->closing || c->state != TP_WS)
+	if (c->state != TP_WS)
+		return 0;
+	c->rx_tick = c->wk->ping_tick;
+	c->ping_tick = 0;
+	if (c->closing)
 		return 0;
 	if (lws_frame_is_binary(c->wsi))
 		return close_with(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames not accepted");
@@ -476,6 +501,15 @@ int tp_ws_writeable(struct tp_conn *c)
 		return 0;
 	if (c->closing)
 		return -1; /* the close reason is set: lws sends the close frame */
+	if (c->ping_due) {
+		c->ping_due = false;
+		if (send_ping(c) < 0)
+			return -1;
+		if (lws_partial_buffered(c->wsi)) {
+			lws_callback_on_writable(c->wsi);
+			return 0;
+		}
+	}
 	if (c->replies) {
 		if (write_replies(c) < 0)
 			return -1;
@@ -545,6 +579,9 @@ void tp_ws_closed(struct tp_conn *c)
 
 	if (c->state != TP_WS)
 		return;
+	if (wk->ping_next == c)
+		wk->ping_next = c->ws_next;
+	wk->ws_count--;
 	if (c->ws_prev)
 		c->ws_prev->ws_next = c->ws_next;
 	else
@@ -567,6 +604,76 @@ void tp_ws_closed(struct tp_conn *c)
 	gw_metric_add(GW_M_CONN_WS, -1);
 	c->state = TP_IDLE;
 	tp_conn_release(c);
+}
+
+
+/* Pings (see the top of the file): send one now and start its clock. -1: the socket failed. */
+static int send_ping(struct tp_conn *c)
+{
+	/* lws 4.1.6 reports no pong with an empty payload (RECEIVE_PONG needs bytes). */
+	unsigned char buf[LWS_PRE + 1];
+
+	buf[LWS_PRE] = 'p';
+	c->ping_tick = c->wk->ping_tick ? c->wk->ping_tick : 1;
+	return lws_write(c->wsi, buf + LWS_PRE, 1, LWS_WRITE_PING) < 0 ? -1 : 0;
+}
+
+void tp_ws_pong(struct tp_conn *c)
+{
+	if (c->state == TP_WS) {
+		c->rx_tick = c->wk->ping_tick;
+		c->ping_tick = 0;
+	}
+}
+
+/*
+ * Look at one connection: ping it or drop it when due. Closing it here frees
+ * nothing else, and tp_ws_closed moves wk->ping_next past it. Worker.
+ */
+static void ping_check(struct tp_worker *wk, struct tp_conn *c, uint32_t ping, uint32_t hup)
+{
+	uint32_t now = wk->ping_tick;
+
+	if (c->ping_tick ? now - c->ping_tick >= hup : now - c->rx_tick >= ping + hup) {
+		/* Unanswered (or closing and silent): the peer or the path is gone. */
+		gw_metric_add(GW_M_WS_PING_TIMEOUTS, 1);
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_SYNC);
+		return;
+	}
+	if (c->ping_tick || c->ping_due || c->closing || now - c->rx_tick < ping)
+		return;
+	/* As write_now: straight out while lws holds nothing for c, else first in its next turn. */
+	if (!c->replies && !lws_partial_buffered(c->wsi)) {
+		if (send_ping(c) < 0) {
+			c->closing = true;
+			lws_callback_on_writable(c->wsi);
+		}
+		return;
+	}
+	c->ping_tick = now ? now : 1;
+	c->ping_due = true;
+	lws_callback_on_writable(c->wsi);
+}
+
+/* Every TP_PING_SLICE_S: the next slice of the worker's WebSockets. Worker. */
+static void ping_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tp_worker *wk = w->data;
+	const struct gw_config *cfg = wk->srv->cfg;
+	uint32_t ping = (uint32_t)cfg->ws_ping_interval * TP_PING_SLICES;
+	uint32_t hup = (uint32_t)cfg->io_timeout * TP_PING_SLICES;
+	unsigned n = (wk->ws_count + TP_PING_SLICES - 1) / TP_PING_SLICES;
+
+	(void)loop;
+	(void)revents;
+	if (++wk->ping_tick == 0)
+		wk->ping_tick = 1; /* 0 means "no ping" in c->ping_tick */
+	while (n-- && wk->ws_conns) {
+		struct tp_conn *c = wk->ping_next ? wk->ping_next : wk->ws_conns;
+
+		wk->ping_next = c->ws_next;
+		ping_check(wk, c, ping, hup);
+	}
 }
 
 void tp_ws_shutdown(struct tp_worker *wk)

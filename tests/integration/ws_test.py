@@ -429,7 +429,8 @@ class WsPingTest(lg.ServerTest):
             raw.close()
 
     def test_no_pong_drops_connection(self):
-        raw = lg.RawWS(self.srv, "/v1/rooms/%s/ws" % lg.room())
+        before = self.srv.metrics()
+        raw = lg.RawWS(self.srv, "/v1/rooms/%s/ws?client=nopong-1" % lg.room())
         try:
             t0 = time.monotonic()
             ended = False
@@ -446,6 +447,34 @@ class WsPingTest(lg.ServerTest):
                     break
             self.assertTrue(ended, "connection not dropped although pings went unanswered for 12 s")
             self.assertLess(time.monotonic() - t0, 1 + 2 + 3, "dropped too late")
+        finally:
+            raw.close()
+        # counted as a ping timeout, and against the client like any unclean close
+        after = self.srv.metrics()
+        for name in ("livegate_ws_ping_timeouts_total", "livegate_adapt_disconnects_total"):
+            self.assertEqual(after.get(name, 0) - before.get(name, 0), 1, name)
+
+    def test_talking_client_is_not_pinged(self):
+        # Anything that arrives proves the peer alive: a client that sends a
+        # message every 0.4 s is never pinged (interval 1 s), so it stays
+        # connected for 5 s (past ping + io_timeout) without answering a ping.
+        raw = lg.RawWS(self.srv, "/v1/rooms/%s/ws" % lg.room())
+        try:
+            t0 = time.monotonic()
+            i = 0
+            while time.monotonic() - t0 < 5:
+                i += 1
+                raw.send(0x1, json.dumps({"op": "danmaku", "id": i, "uid": "talker",
+                                          "text": "t%d" % i}).encode())
+                end = time.monotonic() + 0.4
+                while time.monotonic() < end:
+                    try:
+                        op, payload = raw.read_frame(max(0.05, end - time.monotonic()))
+                    except socket.timeout:
+                        break
+                    self.assertNotEqual(op, 0x9, "pinged although it sent a message every 0.4 s")
+                    self.assertNotEqual(op, 0x8, "closed: %r" % payload)
+            self.assertGreaterEqual(i, 10)
         finally:
             raw.close()
 
