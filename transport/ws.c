@@ -614,6 +614,7 @@ static int send_ping(struct tp_conn *c)
 	unsigned char buf[LWS_PRE + 1];
 
 	buf[LWS_PRE] = 'p';
+	gw_metric_add(GW_M_WS_PINGS, 1);
 	c->ping_tick = c->wk->ping_tick ? c->wk->ping_tick : 1;
 	return lws_write(c->wsi, buf + LWS_PRE, 1, LWS_WRITE_PING) < 0 ? -1 : 0;
 }

@@ -22,6 +22,7 @@ METRIC_NAMES = [
     "livegate_poll_requests_total",
     "livegate_reader_overruns_total",
     "livegate_gaps_total",
+    "livegate_ws_pings_total",
     "livegate_ws_ping_timeouts_total",
     "livegate_gzip_bytes_saved_total",
     "livegate_rooms",

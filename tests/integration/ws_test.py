@@ -413,6 +413,7 @@ class WsPingTest(lg.ServerTest):
     server_args = ["--ws-ping-interval", "1", "--io-timeout", "2"]
 
     def test_server_pings_idle_connection(self):
+        before = self.srv.metrics().get("livegate_ws_pings_total", 0)
         raw = lg.RawWS(self.srv, "/v1/rooms/%s/ws" % lg.room())
         try:
             t0 = time.monotonic()
@@ -425,6 +426,7 @@ class WsPingTest(lg.ServerTest):
             self.assertIsNotNone(got, "no ping frame")
             self.assertLess(time.monotonic() - t0, 4)
             raw.send(0xA, got)  # pong
+            self.assertGreaterEqual(self.srv.metrics().get("livegate_ws_pings_total", 0) - before, 1)
         finally:
             raw.close()
 
