@@ -447,8 +447,15 @@ static int handle_message(struct tp_conn *c, const char *msg, size_t len)
 			 : "";
 	if (!strcmp(op, "gift")) {
 		rc = tp_ws_gift(c, obj, id);
+	} else if (!strcmp(op, "ping")) {
+		/* For clients that cannot see WebSocket pings (a page): proof the path works. */
+		struct gw_buf *b = &c->wk->zout;
+
+		gw_buf_reset(b);
+		rc = gw_buf_printf(b, "{\"op\":\"pong\",\"id\":%s}", id);
+		rc = rc ? -1 : tp_ws_reply(c, b);
 	} else if (strcmp(op, "danmaku")) {
-		gw_fail(&err, 400, "unknown_op", "supported ops: danmaku, gift");
+		gw_fail(&err, 400, "unknown_op", "supported ops: danmaku, gift, ping");
 		rc = reply_error(c, id, &err);
 	} else if (gw_ingest_danmaku(c->wk->srv->ingest, c->room, obj, &seq, &err)) {
 		rc = reply_error(c, id, &err);

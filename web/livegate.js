@@ -31,6 +31,11 @@ export const DEFAULTS = Object.freeze({
   connectTimeoutMs: 10000, // /connect, the first poll, a WebSocket's opening handshake
   pollGraceMs: 10000, // a long-poll may take `wait` + this before it counts as lost
   wsFallbackAfter: 3, // no advice: WebSockets in a row that never opened before long-poll
+  // An open WebSocket silent this long is given up and replaced (0: never). A page cannot
+  // see WebSocket pings or set TCP timeouts, so after stallMs / 2 without a frame it sends
+  // {"op":"ping"} and the gateway's pong proves the path; a network that silently stopped
+  // delivering is otherwise noticed only when the browser's TCP gives up, minutes later.
+  stallMs: 10000,
 });
 
 /** An error answer of the gateway (`status` 0: no answer, the network failed). */
@@ -312,12 +317,37 @@ export class LivegateClient {
       let ws;
       let opened = false;
       let done = false;
+      let heard = 0; // Date.now() of the latest frame (or the opening)
+      let pinged = false; // a heartbeat went since then
+      let beat = null;
       const finish = (end) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        clearInterval(beat);
         this._cancel = null;
         resolve(end);
+      };
+      const stall = this.opts.stallMs;
+      const watch = () => {
+        if (done) return;
+        const quiet = Date.now() - heard;
+        if (quiet >= stall) {
+          // Whatever the old socket still delivers is ignored (done); the cursor resumes.
+          try {
+            ws.close(4000, "stalled");
+          } catch (e) {
+            /* closing already */
+          }
+          finish({ kind: "lost", error: new Error(`WebSocket silent for ${quiet} ms`) });
+        } else if (quiet >= stall / 2 && !pinged) {
+          pinged = true;
+          try {
+            ws.send('{"op":"ping","id":"hb"}');
+          } catch (e) {
+            /* closing: the close event follows */
+          }
+        }
       };
       const timer = setTimeout(() => {
         if (opened) return;
@@ -349,9 +379,13 @@ export class LivegateClient {
         opened = true;
         this._attempt = 0;
         this._wsFails = 0;
+        heard = Date.now();
+        if (stall > 0) beat = setInterval(watch, Math.max(50, stall / 4));
         this._setState("open");
       };
       ws.onmessage = (ev) => {
+        heard = Date.now();
+        pinged = false;
         if (done || typeof ev.data !== "string") return; // the gateway sends text only
         let f;
         try {

@@ -4,7 +4,7 @@
 //
 // Flags: --base URL --room R [--transport ws|longpoll|shortpoll] --count N
 //        [--timeout S] [--stored-id ID] [--no-connect] (answer /connect with 404 in an
-//        injected fetch, as a gateway without adaptive transport would)
+//        injected fetch, as a gateway without adaptive transport would) [--stall-ms MS]
 import { LivegateClient } from "../../web/livegate.js";
 
 const args = {};
@@ -41,6 +41,7 @@ const client = new LivegateClient({
   baseUrl: args.base,
   room: args.room,
   transport: args.transport,
+  ...(args["stall-ms"] !== undefined ? { stallMs: Number(args["stall-ms"]) } : {}),
   storage,
   fetch: fetchFn,
   onMessage: (m) => {

@@ -178,6 +178,28 @@ class WsTest(lg.ServerTest):
         self.assertEqual(replies[-1], {"op": "ack", "id": 99, "seq": 1},
                          "bad posts must not consume seq numbers: %r" % replies[-1])
 
+    def test_ping_op_is_answered_and_publishes_nothing(self):
+        rm = lg.room()
+
+        async def go():
+            ws = await lg.ws_open(self.srv, rm)
+            try:
+                out = []
+                for fid in (1, "hb-2", None):
+                    frame = {"op": "ping"} if fid is None else {"op": "ping", "id": fid}
+                    await ws.send(json.dumps(frame))
+                    out.append(await lg.ws_recv_json(ws, 5))
+                await ws.send(json.dumps({"op": "danmaku", "id": 9, "uid": "pinger", "text": "after"}))
+                out.append(await lg.ws_recv_json(ws, 5))
+                return out
+            finally:
+                await ws.close()
+
+        self.assertEqual(lg.run_async(go()), [{"op": "pong", "id": 1}, {"op": "pong", "id": "hb-2"},
+                                              {"op": "pong", "id": None},
+                                              {"op": "ack", "id": 9, "seq": 1}],
+                         "pongs echo the id; pings publish nothing (the first danmaku is seq 1)")
+
     def test_unknown_op_and_bad_json_keep_socket_open(self):
         rm = lg.room()
 
