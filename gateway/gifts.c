@@ -212,48 +212,18 @@ static void board_push(struct gw_gifts *gs, struct pend *p)
  */
 #define RECORD_RESERVE 1024 /* a record is ~600 bytes: one allocation, no regrowth */
 
-static int encode_record(const struct pend *p, int64_t at, struct gw_buf *b)
+/*
+ * The fields a gift's journal record and its room message share, in this
+ * order: "uid":…,"gift":…,"count":…,"value":…,"txn":…,"nonce":…,"sig":…
+ * (no braces, no trailing comma). rc-style: 0, or nonzero on OOM.
+ */
+static int put_gift_fields(const struct pend *p, struct gw_buf *b)
 {
 	char sig[GW_GIFT_SIG_BYTES * 2];
-	int rc = gw_buf_reserve(b, RECORD_RESERVE);
+	int rc = 0;
 
 	cr_b64_encode(p->g.sig, sizeof(p->g.sig), sig);
-	rc |= gw_buf_puts(b, "{\"v\":1,\"at\":");
-	rc |= gw_buf_put_i64(b, at);
-	rc |= gw_buf_puts(b, ",\"room\":\"");
-	rc |= gw_buf_append(b, p->room_name, p->room_len);
-	rc |= gw_buf_puts(b, "\",\"seq\":");
-	rc |= gw_buf_put_u64(b, p->seq);
-	rc |= gw_buf_puts(b, ",\"uid\":\"");
-	rc |= gw_buf_puts(b, p->g.uid);
-	rc |= gw_buf_puts(b, "\",\"gift\":\"");
-	rc |= gw_buf_puts(b, p->g.gift);
-	rc |= gw_buf_puts(b, "\",\"count\":");
-	rc |= gw_buf_put_u64(b, p->g.count);
-	rc |= gw_buf_puts(b, ",\"value\":");
-	rc |= gw_buf_put_u64(b, p->value);
-	rc |= gw_buf_puts(b, ",\"txn\":\"");
-	rc |= gw_buf_puts(b, p->g.txn);
-	rc |= gw_buf_puts(b, "\",\"ts\":");
-	rc |= gw_buf_put_i64(b, p->g.ts);
-	rc |= gw_buf_puts(b, ",\"nonce\":\"");
-	rc |= gw_buf_puts(b, p->g.nonce);
-	rc |= gw_buf_puts(b, "\",\"sig\":\"");
-	rc |= gw_buf_puts(b, sig);
-	rc |= gw_buf_puts(b, "\",\"receipt\":");
-	rc |= gw_json_put_str(b, gw_buf_data(&p->receipt), p->receipt.len);
-	rc |= gw_buf_putc(b, '}');
-	return rc ? -1 : 0;
-}
-
-/* The room message of an accepted gift (the ring adds seq and ts in front). */
-static int encode_message(const struct pend *p, struct gw_buf *b)
-{
-	char sig[GW_GIFT_SIG_BYTES * 2];
-	int rc = gw_buf_reserve(b, RECORD_RESERVE);
-
-	cr_b64_encode(p->g.sig, sizeof(p->g.sig), sig);
-	rc |= gw_buf_puts(b, "\"type\":\"gift\",\"uid\":\"");
+	rc |= gw_buf_puts(b, "\"uid\":\"");
 	rc |= gw_buf_puts(b, p->g.uid);
 	rc |= gw_buf_puts(b, "\",\"gift\":\"");
 	rc |= gw_buf_puts(b, p->g.gift);
@@ -267,7 +237,39 @@ static int encode_message(const struct pend *p, struct gw_buf *b)
 	rc |= gw_buf_puts(b, p->g.nonce);
 	rc |= gw_buf_puts(b, "\",\"sig\":\"");
 	rc |= gw_buf_puts(b, sig);
-	rc |= gw_buf_puts(b, "\",\"sent_ts\":");
+	rc |= gw_buf_putc(b, '"');
+	return rc;
+}
+
+/* The journal record (replay() reads it back by key, so field order is free). */
+static int encode_record(const struct pend *p, int64_t at, struct gw_buf *b)
+{
+	int rc = gw_buf_reserve(b, RECORD_RESERVE);
+
+	rc |= gw_buf_puts(b, "{\"v\":1,\"at\":");
+	rc |= gw_buf_put_i64(b, at);
+	rc |= gw_buf_puts(b, ",\"room\":\"");
+	rc |= gw_buf_append(b, p->room_name, p->room_len);
+	rc |= gw_buf_puts(b, "\",\"seq\":");
+	rc |= gw_buf_put_u64(b, p->seq);
+	rc |= gw_buf_putc(b, ',');
+	rc |= put_gift_fields(p, b);
+	rc |= gw_buf_puts(b, ",\"ts\":");
+	rc |= gw_buf_put_i64(b, p->g.ts);
+	rc |= gw_buf_puts(b, ",\"receipt\":");
+	rc |= gw_json_put_str(b, gw_buf_data(&p->receipt), p->receipt.len);
+	rc |= gw_buf_putc(b, '}');
+	return rc ? -1 : 0;
+}
+
+/* The room message of an accepted gift (the ring adds seq and ts in front). */
+static int encode_message(const struct pend *p, struct gw_buf *b)
+{
+	int rc = gw_buf_reserve(b, RECORD_RESERVE);
+
+	rc |= gw_buf_puts(b, "\"type\":\"gift\",");
+	rc |= put_gift_fields(p, b);
+	rc |= gw_buf_puts(b, ",\"sent_ts\":");
 	rc |= gw_buf_put_i64(b, p->g.ts);
 	rc |= gw_buf_puts(b, ",\"gift_seq\":");
 	rc |= gw_buf_put_u64(b, p->seq);
