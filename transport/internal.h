@@ -174,7 +174,6 @@ struct tp_server {
 	unsigned nworkers;
 	struct tp_worker *workers;
 	_Atomic int64_t conns;
-	lws_retry_bo_t idle_policy;
 	struct lws_protocols protocols[2];
 };
 

@@ -38,6 +38,13 @@
  */
 #define LWS_TIMER_TICK_S 0.05
 
+/*
+ * All zero: lws runs no validity (ping) timer per connection; the vhost uses
+ * this policy as given (NULL would mean lws's default, 300 s pings). WebSocket
+ * pings come from ws.c's sweep.
+ */
+static const lws_retry_bo_t no_validity_timers;
+
 struct tp_worker *tp_worker_of(struct lws *wsi)
 {
 	return lws_context_user(lws_get_context(wsi));
@@ -363,7 +370,7 @@ static int worker_init(struct tp_server *srv, struct tp_worker *wk, char *err, s
 	/* lws holds a new connection's header table under this one, not timeout_secs. */
 	info.timeout_secs_ah_idle = (unsigned)cfg->io_timeout;
 	info.keepalive_timeout = (int)cfg->keepalive_timeout;
-	info.retry_and_idle_policy = &srv->idle_policy;
+	info.retry_and_idle_policy = &no_validity_timers;
 	info.alpn = "http/1.1";
 	info.vhost_name = "livegate";
 	if (cfg->tls_cert[0] && cfg->tls_key[0]) {
@@ -460,11 +467,6 @@ struct tp_server *tp_server_start(const struct gw_config *cfg, struct gw_rooms *
 	}
 	srv->admin_token = admin_token;
 	srv->nworkers = (unsigned)cfg->workers; /* main resolved 0 to the core count */
-	/*
-	 * All zero: lws runs no validity timers of its own (the vhost uses this
-	 * policy as given); WebSocket pings come from ws.c's sweep.
-	 */
-	memset(&srv->idle_policy, 0, sizeof(srv->idle_policy));
 	srv->protocols[0] = (struct lws_protocols){
 		.name = "livegate",
 		.callback = callback,

@@ -58,6 +58,19 @@ static int send_batch(struct tp_conn *c);
 static int send_ping(struct tp_conn *c);
 static void ping_sweep(struct ev_loop *loop, ev_timer *w, int revents);
 
+/* Something arrived from c's peer: it is alive, and any ping is answered. */
+static void heard(struct tp_conn *c)
+{
+	c->rx_tick = c->wk->ping_tick;
+	c->ping_tick = 0;
+}
+
+/* Nothing waits to go out on c (no reply, nothing in lws's buffer): a write may go now. */
+static bool out_idle(const struct tp_conn *c)
+{
+	return !c->replies && !lws_partial_buffered(c->wsi);
+}
+
 /*
  * Write c's batch now, or have lws call back when it can take it. Worker.
  *
@@ -70,7 +83,7 @@ static void ping_sweep(struct ev_loop *loop, ev_timer *w, int revents);
  */
 static void write_now(struct tp_conn *c)
 {
-	if (c->state == TP_WS && !c->closing && !c->replies && !lws_partial_buffered(c->wsi)) {
+	if (c->state == TP_WS && !c->closing && out_idle(c)) {
 		if (send_batch(c) < 0) {
 			c->closing = true; /* the socket failed: the writable callback closes it */
 			lws_callback_on_writable(c->wsi);
@@ -299,8 +312,7 @@ int tp_ws_established(struct tp_conn *c)
 		wk->ws_conns->ws_prev = c;
 	wk->ws_conns = c;
 	wk->ws_count++;
-	c->rx_tick = wk->ping_tick;
-	c->ping_tick = 0;
+	heard(c); /* the upgrade request */
 	c->ping_due = false;
 	gw_metric_add(GW_M_CONN_WS, 1);
 	c->sub.ops = &ws_ops;
@@ -478,8 +490,7 @@ int tp_ws_receive(struct tp_conn *c, const void *in, size_t len)
 
 	if (c->state != TP_WS)
 		return 0;
-	c->rx_tick = c->wk->ping_tick;
-	c->ping_tick = 0;
+	heard(c);
 	if (c->closing)
 		return 0;
 	if (lws_frame_is_binary(c->wsi))
@@ -613,8 +624,7 @@ void tp_ws_closed(struct tp_conn *c)
 	tp_conn_release(c);
 }
 
-
-/* Pings (see the top of the file): send one now and start its clock. -1: the socket failed. */
+/* Pings (see the top of the file): write one. -1: the socket failed. */
 static int send_ping(struct tp_conn *c)
 {
 	/* lws 4.1.6 reports no pong with an empty payload (RECEIVE_PONG needs bytes). */
@@ -622,16 +632,13 @@ static int send_ping(struct tp_conn *c)
 
 	buf[LWS_PRE] = 'p';
 	gw_metric_add(GW_M_WS_PINGS, 1);
-	c->ping_tick = c->wk->ping_tick ? c->wk->ping_tick : 1;
 	return lws_write(c->wsi, buf + LWS_PRE, 1, LWS_WRITE_PING) < 0 ? -1 : 0;
 }
 
 void tp_ws_pong(struct tp_conn *c)
 {
-	if (c->state == TP_WS) {
-		c->rx_tick = c->wk->ping_tick;
-		c->ping_tick = 0;
-	}
+	if (c->state == TP_WS)
+		heard(c);
 }
 
 /*
@@ -648,19 +655,20 @@ static void ping_check(struct tp_worker *wk, struct tp_conn *c, uint32_t ping, u
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_SYNC);
 		return;
 	}
-	if (c->ping_tick || c->ping_due || c->closing || now - c->rx_tick < ping)
+	if (c->ping_tick || c->closing || now - c->rx_tick < ping)
 		return;
-	/* As write_now: straight out while lws holds nothing for c, else first in its next turn. */
-	if (!c->replies && !lws_partial_buffered(c->wsi)) {
-		if (send_ping(c) < 0) {
-			c->closing = true;
-			lws_callback_on_writable(c->wsi);
-		}
-		return;
+	/*
+	 * Its clock runs from now (never 0: the sweep skips it). As write_now: straight
+	 * out while nothing waits for c, else first thing in its next writable callback.
+	 */
+	c->ping_tick = now;
+	if (!out_idle(c)) {
+		c->ping_due = true;
+		lws_callback_on_writable(c->wsi);
+	} else if (send_ping(c) < 0) {
+		c->closing = true; /* the writable callback closes it */
+		lws_callback_on_writable(c->wsi);
 	}
-	c->ping_tick = now ? now : 1;
-	c->ping_due = true;
-	lws_callback_on_writable(c->wsi);
 }
 
 /* Every TP_PING_SLICE_S: the next slice of the worker's WebSockets. Worker. */
