@@ -23,6 +23,7 @@ import queue
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lg  # noqa: E402
+from relay_test import Relay  # noqa: E402
 
 WEB = os.path.join(lg.REPO, "web")
 CLIENT_JS = os.path.join(lg.HERE, "web_client.mjs")
@@ -242,8 +243,6 @@ class NodeStall(lg.ServerTest):
     way, no reset) under an open WebSocket of the module."""
 
     def stalled_run(self, stall_ms):
-        from relay_test import Relay
-
         rm = lg.room("stall")
         relay = Relay(self.srv.port)
         self.addCleanup(relay.stop)
