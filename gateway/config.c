@@ -81,6 +81,10 @@ const struct gw_config_def gw_config_table[] = {
     {ROW("poll_cache_entries", poll_cache_entries, GW_CFG_INT), .min = 0, .max = 64, .def = "8",
      .help = "poll answers (batch and its gzip) each worker keeps for the polls that come at the "
 	     "same cursor before the room changes; 0 builds every answer"},
+    {ROW("poll_fast_path", poll_fast_path, GW_CFG_INT), .min = 0, .max = 1, .def = "1",
+     .help = "1: plain-HTTP short-polls are read and answered by livegate's own HTTP/1.1 code, "
+	     "every other request is handed to libwebsockets; 0: everything through "
+	     "libwebsockets (TLS listeners always are)"},
     /* rate limits */
     {ROW("rate_uid", rate_uid, GW_CFG_DOUBLE), .min = 0.01, .max = 1000000, .def = "3",
      .help = "danmaku per second per uid, sustained"},

@@ -44,6 +44,7 @@ struct gw_config {
 	int64_t gzip_min_bytes;
 	int64_t gzip_level;
 	int64_t poll_cache_entries; /* poll bodies kept per worker for polls at one cursor */
+	int64_t poll_fast_path;     /* 1: short-polls answered by transport/h1.c, not lws */
 	int64_t flush_interval_ms;  /* batching delay before notifying subscribers */
 	int64_t flush_chunk;        /* WebSockets written per loop iteration; 0 = no limit */
 	/* rate limits */

@@ -25,7 +25,7 @@ case "${1:-}" in
   # force 1 and 2), the journal and leaderboard threads, cross-worker wake-ups, the shared
   # client table and rate limiters. Left out: tests whose subject is another program
   # (livegate-client, lg-relay alone, the browser player), which add TSan time, not coverage.
-  TSAN_TESTS='http|poll|ws|resume|slow|badinput|limits|tls|config|gifts|gift_crash|adapt'
+  TSAN_TESTS='http|poll|h1|ws|resume|slow|badinput|limits|tls|config|gifts|gift_crash|adapt'
   select=(-R "^unit\.|^integration\.($TSAN_TESTS)\$")
   ;;
 "")

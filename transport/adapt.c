@@ -15,7 +15,7 @@
 int tp_client_id(struct tp_conn *c, struct gw_err *err)
 {
 	char buf[80];
-	int q = tp_query(c->wsi, "client", buf, sizeof(buf));
+	int q = tp_query(c, "client", buf, sizeof(buf));
 	size_t n = q > 0 ? strlen(buf) : 0;
 
 	c->client_len = 0;

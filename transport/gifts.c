@@ -214,7 +214,7 @@ int tp_gift_leaderboard(struct tp_conn *c, const char *room, size_t room_len)
 	struct gw_err err;
 	char buf[32];
 	long n = 10;
-	int q = tp_query(c->wsi, "n", buf, sizeof(buf));
+	int q = tp_query(c, "n", buf, sizeof(buf));
 
 	if (q) {
 		char *end;

@@ -202,9 +202,13 @@ int tp_route_room(const char *path, const char **room, size_t *room_len, const c
 	return 1;
 }
 
-int tp_query(struct lws *wsi, const char *name, char *buf, size_t buflen)
+int tp_query(struct tp_conn *c, const char *name, char *buf, size_t buflen)
 {
+	struct lws *wsi = c->wsi;
 	size_t nl = strlen(name);
+
+	if (!wsi)
+		return tp_h1_query(c, name, buf, buflen);
 
 	/* Bounded: lws keeps at most a few dozen fragments per header anyway. */
 	for (int i = 0; i < 256; i++) {
@@ -231,7 +235,7 @@ int tp_resolve_since(struct tp_conn *c, struct gw_err *err)
 {
 	char buf[64];
 	struct gw_cursor cur;
-	int q = tp_query(c->wsi, "since", buf, sizeof(buf));
+	int q = tp_query(c, "since", buf, sizeof(buf));
 
 	if (q < 0 || (q > 0 && gw_cursor_parse(buf, strlen(buf), &cur)))
 		return gw_fail(err, 400, "bad_cursor", "since is not a cursor from this gateway");
@@ -248,6 +252,8 @@ int tp_http_send(struct tp_conn *c, int status, const char *ctype, struct gw_buf
 	unsigned char *start;
 	int rc;
 
+	if (!wsi)
+		return tp_h1_send(c, status, ctype, body, hdrs, nhdrs);
 	if (lws_add_http_common_headers(wsi, (unsigned int)status, ctype, blen, &p, end) ||
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
 					(const unsigned char *)"no-store", 8, &p, end))
@@ -555,11 +561,36 @@ int tp_http_request(struct tp_conn *c, const char *path)
 		return send_method_not_allowed(c, "GET");
 	if (!strcmp(action, "ws"))
 		return fail(c, 426, "upgrade_required", "this endpoint is a WebSocket");
+	if (!strcmp(action, "connect")) {
+		struct gw_err err;
+
+		c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, &err);
+		if (!c->room)
+			return tp_http_error(c, &err);
+		return tp_adapt_connect(c);
+	}
+	return tp_http_poll(c, room, room_len);
+}
+
+int tp_http_poll(struct tp_conn *c, const char *room, size_t room_len)
+{
 	struct gw_err err;
+
+	tp_conn_release(c);
+	if (!gw_name_valid(room, room_len))
+		return fail(c, 400, "bad_room", "room names match [A-Za-z0-9_-]{1,64}");
 	c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, &err);
 	if (!c->room)
 		return tp_http_error(c, &err);
-	if (!strcmp(action, "connect"))
-		return tp_adapt_connect(c);
 	return tp_poll_request(c);
+}
+
+bool tp_http_gzip_ok(struct tp_conn *c)
+{
+	char buf[256];
+
+	if (!c->wsi)
+		return tp_h1_gzip_ok(c);
+	return lws_hdr_copy(c->wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_ACCEPT_ENCODING) > 0 &&
+	       tp_gzip_accepted(buf);
 }

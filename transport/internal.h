@@ -56,6 +56,18 @@ struct tp_answer {
 #define TP_HDR_ROOM 1024
 
 /*
+ * h1.c: the longest short-poll request (line and headers) the fast path
+ * reads; a longer one goes to lws, whose own limits then apply.
+ */
+#define TP_H1_MAX 4096
+
+struct tp_h1;
+/* h1.c: one of a worker's two timeout lists (see h1.c). */
+struct tp_h1_list {
+	struct tp_h1 *head, *tail;
+};
+
+/*
  * shared.c: a plain batch built once and handed to every reader at the same
  * (room, cursor) while the room's ring head has not moved. Owned by one
  * worker; see shared.c for the rules.
@@ -162,6 +174,9 @@ struct tp_worker {
 	/* poll.c: recent plain poll bodies, shared by polls at the same cursor */
 	struct tp_shared_batch *poll_cache; /* poll_cache_n entries (shared.c) */
 	unsigned poll_cache_n;
+	/* h1.c: the fast path's connections by timeout, and its read buffer */
+	struct tp_h1_list h1_busy, h1_idle;
+	char h1_rx[TP_H1_MAX];
 };
 
 struct tp_server {
@@ -288,7 +303,11 @@ int tp_http_error_hdrs(struct tp_conn *c, const struct gw_err *err, const struct
 /* Parse /v1/rooms/{room}/{action}: 1 matched (room validity unchecked), 0 not this shape. */
 int tp_route_room(const char *path, const char **room, size_t *room_len, const char **action);
 /* Query parameter by name: 1 found (NUL-terminated in buf), 0 absent, -1 too long. */
-int tp_query(struct lws *wsi, const char *name, char *buf, size_t buflen);
+int tp_query(struct tp_conn *c, const char *name, char *buf, size_t buflen);
+/* Does the request's Accept-Encoding allow gzip? */
+bool tp_http_gzip_ok(struct tp_conn *c);
+/* GET /v1/rooms/{room}/poll (room name not checked yet): acquire the room, answer. */
+int tp_http_poll(struct tp_conn *c, const char *room, size_t room_len);
 /* Resolve `since` for room into c->pos. */
 int tp_resolve_since(struct tp_conn *c, struct gw_err *err);
 
@@ -361,6 +380,39 @@ void tp_ws_shutdown(struct tp_worker *wk);
 void tp_ws_worker_init(struct tp_worker *wk);
 /* Worker: gw_rooms_dispatch now, or once the write queue is empty (ws.c). */
 void tp_ws_dispatch(struct tp_worker *wk);
+
+/*
+ * h1.c: the short-poll fast path (worker thread). A connection accepted
+ * with tp_h1_accept answers its short-polls here and is handed to lws at its
+ * first other request. A struct tp_conn with wsi NULL belongs to it.
+ */
+struct tp_h1_req {
+	const char *room, *query, *accept_encoding; /* into the request bytes; NULL: absent */
+	size_t room_len, query_len, ae_len;
+	size_t len;      /* bytes of the request, line and headers */
+	bool http10;
+	bool keep_alive; /* the answer may leave the connection open */
+};
+enum { TP_H1_MORE, TP_H1_OURS, TP_H1_LWS };
+/*
+ * Pure: is buf[0..len) the start of a short-poll this file answers
+ * (TP_H1_OURS, *r filled), a request for lws (TP_H1_LWS: anything else,
+ * decided as early as the bytes allow), or too short to tell (TP_H1_MORE)?
+ */
+int tp_h1_parse(const char *buf, size_t len, struct tp_h1_req *r);
+/* Pure: tp_query on a raw query string q[0..qlen) (no percent-decoding). */
+int tp_h1_query_get(const char *q, size_t qlen, const char *name, char *buf, size_t buflen);
+/* Takes ownership of fd (non-blocking, accepted). */
+void tp_h1_accept(struct tp_worker *wk, int fd);
+/* Close connections idle past keepalive_timeout or busy past io_timeout at now_ms. */
+void tp_h1_reap(struct tp_worker *wk, int64_t now_ms);
+/* Close every fast-path connection (stop, and before the loop is destroyed). */
+void tp_h1_close_all(struct tp_worker *wk);
+/* http.c's lws touch points for a connection with wsi NULL. */
+int tp_h1_send(struct tp_conn *c, int status, const char *ctype, struct gw_buf *body,
+	       const struct tp_hdr *hdrs, size_t nhdrs);
+int tp_h1_query(struct tp_conn *c, const char *name, char *buf, size_t buflen);
+bool tp_h1_gzip_ok(struct tp_conn *c);
 
 /* gzip.c */
 struct tp_gzip *tp_gzip_new(int level);

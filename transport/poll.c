@@ -159,7 +159,7 @@ int tp_poll_request(struct tp_conn *c)
 	struct gw_err err;
 	int q;
 
-	q = tp_query(c->wsi, "wait", buf, sizeof(buf));
+	q = tp_query(c, "wait", buf, sizeof(buf));
 	if (q < 0 || (q > 0 && parse_wait(buf, cfg->longpoll_max_wait, &wait))) {
 		gw_fail(&err, 400, "bad_wait", "wait must be a whole number of seconds, 0 to %lld",
 			(long long)cfg->longpoll_max_wait);
@@ -167,8 +167,7 @@ int tp_poll_request(struct tp_conn *c)
 	}
 	if (tp_client_id(c, &err) || tp_resolve_since(c, &err))
 		goto fail;
-	c->gzip = lws_hdr_copy(c->wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_ACCEPT_ENCODING) > 0 &&
-		  tp_gzip_accepted(buf);
+	c->gzip = tp_http_gzip_ok(c);
 
 	if (c->client_len) {
 		int64_t retry_ms = 0;
@@ -185,6 +184,11 @@ int tp_poll_request(struct tp_conn *c)
 	gw_metric_add(GW_M_POLL_LONG, 1);
 	if (gw_pos_pending(c->room, &c->pos))
 		return respond_batch(c, true, NULL);
+	if (!c->wsi) {
+		/* h1.c hands every long-poll to lws; reaching here is a bug there. */
+		gw_fail(&err, 500, "internal", "long-poll on the fast path");
+		goto fail;
+	}
 
 	c->state = TP_LONGPOLL;
 	gw_metric_add(GW_M_CONN_LONGPOLL, 1);

@@ -144,6 +144,7 @@ static void on_cancel(struct tp_worker *wk)
 			wk->lfd = -1;
 		}
 		tp_ws_shutdown(wk);
+		tp_h1_close_all(wk);
 		ev_timer_start(wk->loop, &wk->stop_w);
 	}
 }
@@ -259,6 +260,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (srv->cfg->poll_fast_path && !srv->cfg->tls_cert[0]) {
+			tp_h1_accept(wk, fd); /* hands the connection to lws unless it polls */
+			continue;
+		}
 		if (!lws_adopt_socket_vhost(wk->vh, fd)) {
 			/* lws closed fd on failure */
 			gw_log_warn("worker %u: lws could not adopt a connection", wk->id);
@@ -283,8 +288,11 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct tp_worker *wk = w->data;
 
+	int64_t now = gw_clock_mono_ms();
+
 	lws_cancel_service(wk->ctx);
-	tp_http_reap_idle(wk, gw_clock_mono_ms());
+	tp_http_reap_idle(wk, now);
+	tp_h1_reap(wk, now);
 }
 
 static void stop_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -334,6 +342,14 @@ fail:
 static void lws_log_to_ours(int level, const char *line)
 {
 	size_t n = strlen(line);
+
+	/*
+	 * lws 4.1.6 logs the routine path of lws_adopt_socket_vhost_readbuf at
+	 * error level ("adopt_socket_readbuf: calling service"), once for every
+	 * connection h1.c hands over; it is not an error.
+	 */
+	if (!strncmp(line, "adopt_socket_readbuf: calling service", 37))
+		return;
 
 	while (n && line[n - 1] == '\n')
 		n--;
@@ -423,6 +439,8 @@ static void worker_fini(struct tp_worker *wk)
 	}
 	if (wk->lfd >= 0)
 		close(wk->lfd);
+	if (wk->loop)
+		tp_h1_close_all(wk);
 	if (wk->ctx)
 		lws_context_destroy(wk->ctx);
 	if (wk->loop)

@@ -23,6 +23,8 @@ METRIC_NAMES = [
     "livegate_reader_overruns_total",
     "livegate_gaps_total",
     "livegate_ws_pings_total",
+    "livegate_http_fast_requests_total",
+    "livegate_http_handovers_total",
     "livegate_ws_ping_timeouts_total",
     "livegate_gzip_bytes_saved_total",
     "livegate_rooms",

@@ -90,6 +90,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.blocked_words_mode, "mask");
 	assert_int_equal(cfg.ws_ping_interval, 20);
 	assert_int_equal(cfg.keepalive_timeout, 30);
+	assert_int_equal(cfg.poll_fast_path, 1);
 	assert_string_equal(cfg.log_level, "info");
 
 	/* Every field, via the table: catches a row whose offset points at the wrong field. */
@@ -119,7 +120,7 @@ static void test_table_is_consistent(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(gw_config_table_len, 58); /* one row per struct gw_config field */
+	assert_int_equal(gw_config_table_len, 59); /* one row per struct gw_config field */
 	assert_int_equal(gw_config_defaults(&cfg), 0);
 	for (size_t i = 0; i < gw_config_table_len; i++) {
 		const struct gw_config_def *d = &gw_config_table[i];

@@ -1,0 +1,679 @@
+/*
+ * The short-poll fast path: a minimal HTTP/1.1 server for the one request
+ * that dominates a hot room's polling, GET /v1/rooms/{room}/poll without a
+ * long-poll wait. libwebsockets 4.1.6 spends ~2.6 us of a ~10 us short-poll
+ * in its byte-at-a-time header parser and per-transaction bookkeeping
+ * (docs/benchmarks.md, "Short-poll: our own HTTP/1.1 for polls"); here a
+ * request costs one recv, a memmem for the end of the headers and one send.
+ *
+ * Every plain-HTTP connection starts here (server.c's accept). As long as
+ * it sends short-polls it stays; the first request that is anything else
+ * (a WebSocket upgrade, a POST, a long-poll, percent-encoding, an odd header)
+ * hands the socket and every byte read so far to lws
+ * (lws_adopt_socket_vhost_readbuf), which then owns it for good. So lws's
+ * parser stays the judge of everything unusual, and this file only has to be
+ * right about the narrow shape it accepts (tp_h1_parse).
+ *
+ * The poll itself is poll.c's code: a struct tp_h1 embeds a struct tp_conn
+ * whose wsi is NULL, and http.c's three lws touch points (tp_query,
+ * tp_http_gzip_ok, tp_http_send) come here for such a connection.
+ *
+ * Timeouts: a connection is on one of two lists of its worker, each ordered
+ * by the time it joined (monotonic): `busy` (a request partly read, or an
+ * answer partly written; io_timeout) or `idle` (between requests;
+ * keepalive_timeout). The tick closes expired ones from the heads, O(1) per
+ * tick plus one step per close, as http.c does for lws's keep-alive
+ * connections.
+ *
+ * Threads: worker thread only; every struct tp_h1 belongs to the worker that
+ * accepted it.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gateway/clock.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "transport/internal.h"
+
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+struct tp_h1 {
+	struct tp_conn c; /* c.wsi is NULL: http.c routes its lws calls here */
+	int fd;
+	ev_io io;
+	struct gw_buf in;  /* bytes read and not consumed; empty between whole requests */
+	struct gw_buf out; /* the unsent tail of an answer */
+	struct tp_h1 *prev, *next; /* on wk->h1_busy or wk->h1_idle */
+	struct tp_h1_list *list;
+	int64_t since_ms;
+	struct tp_h1_req req; /* the request being answered; points into the read bytes */
+	bool close_after;     /* close once out is written */
+	bool restart;         /* busy again for a new reason: restart its io_timeout */
+	bool fresh;           /* nothing read yet: the first request is peeked at */
+};
+
+/* ---- the parser (pure; tests/unit/transport/h1_test.c) ---- */
+
+static bool name_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_' || ch == '-';
+}
+
+/*
+ * Query bytes taken as they are. '%' and '+' would need decoding (lws's
+ * job), '#' and controls are not valid in a request target.
+ */
+static bool query_char(char ch)
+{
+	return ch > ' ' && ch < 0x7f && ch != '%' && ch != '+' && ch != '#';
+}
+
+static bool token_is(const char *p, size_t n, const char *lit)
+{
+	return strlen(lit) == n && !strncasecmp(p, lit, n);
+}
+
+/* Does the comma-separated header value v[0..n) list token lit? */
+static bool list_has(const char *v, size_t n, const char *lit)
+{
+	const char *end = v + n;
+
+	while (v < end) {
+		const char *comma = memchr(v, ',', (size_t)(end - v)), *e = comma ? comma : end;
+		const char *s = v;
+
+		while (s < e && (*s == ' ' || *s == '\t'))
+			s++;
+		while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (token_is(s, (size_t)(e - s), lit))
+			return true;
+		v = comma ? comma + 1 : end;
+	}
+	return false;
+}
+
+/*
+ * A long-poll (wait=N, N > 0) is lws's: it holds the connection with lws's
+ * timers and writable callbacks. A malformed wait is ours (poll.c answers
+ * 400 before anything waits).
+ */
+static bool wants_wait(const char *q, size_t qlen)
+{
+	char v[32];
+	int n = tp_h1_query_get(q, qlen, "wait", v, sizeof(v));
+	bool nonzero = false;
+
+	if (n <= 0)
+		return n < 0; /* absent: no; too long: let lws judge it */
+	for (const char *s = v; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		nonzero |= *s != '0';
+	}
+	return nonzero;
+}
+
+int tp_h1_parse(const char *buf, size_t len, struct tp_h1_req *r)
+{
+	static const char get[] = "GET /v1/rooms/";
+	const char *end = buf + len, *p, *eol;
+	size_t n;
+
+	memset(r, 0, sizeof(*r));
+	/* Decide as early as the bytes allow, so other requests reach lws at once. */
+	n = len < sizeof(get) - 1 ? len : sizeof(get) - 1;
+	if (memcmp(buf, get, n))
+		return TP_H1_LWS;
+	eol = memchr(buf, '\n', len);
+	if (!eol)
+		return len >= TP_H1_MAX ? TP_H1_LWS : TP_H1_MORE;
+	/* Request line: GET /v1/rooms/{room}/poll[?query] HTTP/1.x CRLF */
+	p = buf + sizeof(get) - 1;
+	r->room = p;
+	while (p < eol && name_char(*p))
+		p++;
+	r->room_len = (size_t)(p - r->room);
+	if (r->room_len < 1 || r->room_len > 64 || eol - p < 5 || memcmp(p, "/poll", 5))
+		return TP_H1_LWS;
+	p += 5;
+	if (*p == '?') {
+		r->query = ++p;
+		while (p < eol && query_char(*p))
+			p++;
+		r->query_len = (size_t)(p - r->query);
+	}
+	if (eol - p != 10 || memcmp(p, " HTTP/1.", 8) || (p[8] != '0' && p[8] != '1') ||
+	    p[9] != '\r')
+		return TP_H1_LWS;
+	r->http10 = p[8] == '0';
+	r->keep_alive = !r->http10;
+	if (r->query && wants_wait(r->query, r->query_len))
+		return TP_H1_LWS;
+
+	/* Header lines: "Name: value" CRLF up to an empty line; no folding, no bare LF. */
+	for (p = eol + 1;; p = eol + 1) {
+		const char *colon, *v, *ve;
+
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			return len >= TP_H1_MAX ? TP_H1_LWS : TP_H1_MORE;
+		if (eol == p || eol[-1] != '\r')
+			return TP_H1_LWS;
+		if (eol == p + 1)
+			break; /* the empty line */
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (!colon || colon == p || *p == ' ' || *p == '\t' || colon[-1] == ' ')
+			return TP_H1_LWS;
+		for (v = colon + 1; v < eol - 1 && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = eol - 1; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+			;
+		n = (size_t)(colon - p);
+		if (memchr(v, '\0', (size_t)(ve - v)))
+			return TP_H1_LWS;
+		if (token_is(p, n, "accept-encoding")) {
+			if (r->accept_encoding)
+				return TP_H1_LWS; /* twice: how to merge them is lws's call */
+			r->accept_encoding = v;
+			r->ae_len = (size_t)(ve - v);
+		} else if (token_is(p, n, "connection")) {
+			if (list_has(v, (size_t)(ve - v), "upgrade"))
+				return TP_H1_LWS;
+			if (list_has(v, (size_t)(ve - v), "close"))
+				r->keep_alive = false;
+			else if (list_has(v, (size_t)(ve - v), "keep-alive"))
+				r->keep_alive = true;
+		} else if (token_is(p, n, "content-length")) {
+			if (!token_is(v, (size_t)(ve - v), "0"))
+				return TP_H1_LWS; /* a GET with a body */
+		} else if (token_is(p, n, "transfer-encoding") || token_is(p, n, "upgrade") ||
+			   token_is(p, n, "expect")) {
+			return TP_H1_LWS;
+		}
+	}
+	r->len = (size_t)(eol + 1 - buf);
+	if (r->len > TP_H1_MAX)
+		return TP_H1_LWS;
+	return TP_H1_OURS;
+}
+
+int tp_h1_query_get(const char *q, size_t qlen, const char *name, char *buf, size_t buflen)
+{
+	const char *end = q + qlen;
+	size_t nl = strlen(name);
+
+	while (q < end) {
+		const char *amp = memchr(q, '&', (size_t)(end - q)), *e = amp ? amp : end;
+		size_t n = (size_t)(e - q);
+
+		if ((n == nl || (n > nl && q[nl] == '=')) && !memcmp(q, name, nl)) {
+			size_t vl = n > nl ? n - nl - 1 : 0; /* "?since" without '=': empty */
+
+			if (vl >= buflen)
+				return -1;
+			memcpy(buf, q + (n > nl ? nl + 1 : n), vl);
+			buf[vl] = '\0';
+			return 1;
+		}
+		q = amp ? amp + 1 : end;
+	}
+	return 0;
+}
+
+/*
+ * Where does the request head at buf[0..len) end, and does a body follow?
+ * -1 the head is incomplete, 0 complete without a body, 1 with a body
+ * (Content-Length other than 0, or Transfer-Encoding), 2 longer than
+ * TP_H1_MAX.
+ */
+static int head_body(const char *buf, size_t len)
+{
+	const char *end = memmem(buf, len, "\r\n\r\n", 4), *p, *eol;
+
+	if (!end)
+		return len >= TP_H1_MAX ? 2 : -1;
+	for (p = memchr(buf, '\n', (size_t)(end - buf)); p && p < end; p = eol) {
+		const char *colon;
+
+		p++;
+		eol = memchr(p, '\n', (size_t)(end + 2 - p));
+		if (!eol)
+			break;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (!colon)
+			continue;
+		if (token_is(p, (size_t)(colon - p), "transfer-encoding"))
+			return 1;
+		if (token_is(p, (size_t)(colon - p), "content-length")) {
+			const char *v = colon + 1;
+
+			while (v < eol && (*v == ' ' || *v == '\t' || *v == '0'))
+				v++;
+			if (v < eol && *v != '\r')
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- connections ---- */
+
+static struct tp_h1 *h1_of(struct tp_conn *c)
+{
+	return container_of(c, struct tp_h1, c);
+}
+
+static void list_del(struct tp_h1 *h)
+{
+	struct tp_h1_list *l = h->list;
+
+	if (!l)
+		return;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		l->head = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	else
+		l->tail = h->prev;
+	h->prev = h->next = NULL;
+	h->list = NULL;
+}
+
+/* Append h to l (moving it from its list), timed from now. */
+static void list_put(struct tp_h1 *h, struct tp_h1_list *l)
+{
+	list_del(h);
+	h->since_ms = gw_clock_mono_ms();
+	h->prev = l->tail;
+	if (l->tail)
+		l->tail->next = h;
+	else
+		l->head = h;
+	l->tail = h;
+	h->list = l;
+}
+
+/* Forget h without touching its socket (closed or handed over by the caller). */
+static void h1_free(struct tp_h1 *h)
+{
+	struct tp_worker *wk = h->c.wk;
+
+	ev_io_stop(wk->loop, &h->io);
+	list_del(h);
+	tp_conn_cleanup(&h->c);
+	gw_buf_free(&h->in);
+	gw_buf_free(&h->out);
+	free(h);
+	atomic_fetch_sub_explicit(&wk->srv->conns, 1, memory_order_relaxed);
+	gw_metric_add(GW_M_CONN_OPEN, -1);
+}
+
+static void h1_close(struct tp_h1 *h)
+{
+	int fd = h->fd;
+
+	h1_free(h);
+	close(fd);
+}
+
+/*
+ * Give the socket and the bytes read so far (data[0..len), which lws copies)
+ * to lws, which owns the connection from now on.
+ */
+static void h1_handover(struct tp_h1 *h, const char *data, size_t len)
+{
+	struct tp_worker *wk = h->c.wk;
+	struct gw_buf in = h->in; /* data may point into it: kept until lws copied it */
+	int fd = h->fd;
+
+	gw_buf_init(&h->in, 0);
+	/* Uncounted here: lws counts the connection again when it creates its wsi. */
+	h1_free(h);
+	if (len)
+		gw_metric_add(GW_M_H1_HANDOVERS, 1);
+	if (!lws_adopt_socket_vhost_readbuf(wk->vh, fd, data, len))
+		gw_log_warn("worker %u: lws could not adopt a connection", wk->id); /* fd closed */
+	gw_buf_free(&in);
+}
+
+/* Send as much of data[0..len) as the socket takes; keep the rest in h->out. 0 or -1. */
+static int h1_write(struct tp_h1 *h, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = send(h->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return -1;
+			break;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	if (len && (h->out.len || gw_buf_append(&h->out, data, len)))
+		return -1; /* one answer at a time: nothing may be pending already */
+	return 0;
+}
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Unknown";
+	}
+}
+
+int tp_h1_send(struct tp_conn *c, int status, const char *ctype, struct gw_buf *body,
+	       const struct tp_hdr *hdrs, size_t nhdrs)
+{
+	struct tp_h1 *h = h1_of(c);
+	char hdr[TP_HDR_ROOM], *start;
+	size_t blen = body ? body->len : 0, hlen;
+	int n;
+
+	h->close_after = !h->req.keep_alive;
+	n = snprintf(hdr, sizeof(hdr),
+		     "HTTP/1.%c %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+		     "cache-control: no-store\r\n",
+		     h->req.http10 ? '0' : '1', status, reason(status), ctype, blen);
+	for (size_t i = 0; i < nhdrs && n > 0 && (size_t)n < sizeof(hdr); i++)
+		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "%s %s\r\n", hdrs[i].name,
+			      hdrs[i].value);
+	if (n > 0 && (size_t)n < sizeof(hdr))
+		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "%s\r\n",
+			      h->close_after ? (h->req.http10 ? "" : "connection: close\r\n")
+					     : (h->req.http10 ? "connection: keep-alive\r\n" : ""));
+	if (n <= 0 || (size_t)n >= sizeof(hdr))
+		return -1;
+	hlen = (size_t)n;
+	if (!body || !body->base) {
+		if (h1_write(h, hdr, hlen))
+			return -1;
+		return 0;
+	}
+	/* The body keeps TP_HDR_ROOM spare bytes in front: one send for both. */
+	start = gw_buf_data(body) - hlen;
+	memcpy(start, hdr, hlen);
+	return h1_write(h, start, hlen + blen);
+}
+
+int tp_h1_query(struct tp_conn *c, const char *name, char *buf, size_t buflen)
+{
+	struct tp_h1 *h = h1_of(c);
+
+	return tp_h1_query_get(h->req.query, h->req.query_len, name, buf, buflen);
+}
+
+bool tp_h1_gzip_ok(struct tp_conn *c)
+{
+	struct tp_h1 *h = h1_of(c);
+	char v[256];
+
+	if (!h->req.accept_encoding || h->req.ae_len >= sizeof(v))
+		return false;
+	memcpy(v, h->req.accept_encoding, h->req.ae_len);
+	v[h->req.ae_len] = '\0';
+	return tp_gzip_accepted(v);
+}
+
+/*
+ * Answer the whole requests in data[0..len), in order. Returns the bytes
+ * consumed, or -1 when h was closed or handed over (h is gone then). Stops
+ * early while an answer waits to be written.
+ */
+static ssize_t h1_serve(struct tp_h1 *h, const char *data, size_t len)
+{
+	size_t used = 0;
+
+	while (used < len && !h->out.len && !h->close_after) {
+		struct tp_h1_req *r = &h->req;
+		int rc = tp_h1_parse(data + used, len - used, r);
+
+		if (rc == TP_H1_MORE)
+			break;
+		if (rc == TP_H1_LWS) {
+			/*
+			 * Read already, so lws must get the bytes with the socket, and
+			 * lws 4.1.6 takes such bytes for a request body too when the
+			 * request has one (lws_http_action feeds its buflist, headers
+			 * and all, to the body): only a request without a body can
+			 * go. One with a body is answered by nobody: the connection
+			 * closes and the client sends it again on a new one, as for
+			 * any keep-alive race (RFC 9112, 9.3.1); there the first
+			 * request is peeked at and goes to lws untouched.
+			 */
+			int b = head_body(data + used, len - used);
+
+			if (b < 0)
+				break; /* the rest of the head first */
+			if (b == 1) {
+				gw_metric_add(GW_M_H1_BODY_CLOSES, 1);
+				h1_close(h);
+				return -1;
+			}
+			h1_handover(h, data + used, len - used);
+			return -1;
+		}
+		gw_metric_add(GW_M_H1_REQUESTS, 1);
+		h->c.timed_out = false;
+		if (tp_http_poll(&h->c, r->room, r->room_len)) {
+			h1_close(h);
+			return -1;
+		}
+		used += r->len;
+		h->restart = true; /* what is left is a new request, or an answer's tail */
+		memset(r, 0, sizeof(*r)); /* its pointers die with the bytes */
+	}
+	return (ssize_t)used;
+}
+
+/* Where h waits now: for its answer's tail to leave, for more bytes, or idle. */
+static void h1_park(struct tp_h1 *h)
+{
+	struct tp_worker *wk = h->c.wk;
+	int events = h->out.len ? EV_WRITE : EV_READ;
+
+	if ((h->io.events & (EV_READ | EV_WRITE)) != events) {
+		ev_io_stop(wk->loop, &h->io);
+		ev_io_set(&h->io, h->fd, events);
+		ev_io_start(wk->loop, &h->io);
+	}
+	/*
+	 * Idle is timed from the last answer. Busy is timed from when the
+	 * request began (more bytes of it do not help a slow sender) or from
+	 * the last progress of a pending write.
+	 */
+	if (!h->out.len && !h->in.len)
+		list_put(h, &wk->h1_idle);
+	else if (h->list != &wk->h1_busy || h->restart)
+		list_put(h, &wk->h1_busy);
+	h->restart = false;
+}
+
+static void h1_read(struct tp_h1 *h)
+{
+	struct tp_worker *wk = h->c.wk;
+	char *data;
+	size_t len, room;
+	ssize_t n, used;
+
+	if (h->fresh) {
+		struct tp_h1_req r;
+
+		/*
+		 * The first request is looked at without reading it: one that is
+		 * not a short-poll goes to lws with its bytes still in the socket,
+		 * where lws reads them as from any connection it accepted. Later
+		 * requests cost one recv; the connection has shown what it is.
+		 */
+		do
+			n = recv(h->fd, wk->h1_rx, TP_H1_MAX, MSG_PEEK | MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			h1_close(h);
+			return;
+		}
+		if (tp_h1_parse(wk->h1_rx, (size_t)n, &r) == TP_H1_LWS) {
+			h1_handover(h, NULL, 0);
+			return;
+		}
+		h->fresh = false; /* a short-poll, or the start of one */
+	}
+	if (!h->in.len) {
+		data = wk->h1_rx;
+		room = TP_H1_MAX;
+	} else {
+		if (gw_buf_reserve(&h->in, TP_H1_MAX)) {
+			h1_close(h);
+			return;
+		}
+		data = gw_buf_data(&h->in);
+		room = TP_H1_MAX;
+		data += h->in.len;
+	}
+	do
+		n = recv(h->fd, data, room, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n <= 0) {
+		h1_close(h); /* EOF or reset */
+		return;
+	}
+	if (h->in.len) {
+		h->in.len += (size_t)n;
+		data = gw_buf_data(&h->in);
+		len = h->in.len;
+	} else {
+		len = (size_t)n;
+	}
+	used = h1_serve(h, data, len);
+	if (used < 0)
+		return;
+	if (data == wk->h1_rx) {
+		if ((size_t)used < len && gw_buf_append(&h->in, data + used, len - (size_t)used)) {
+			h1_close(h);
+			return;
+		}
+	} else {
+		memmove(data, data + used, len - (size_t)used);
+		h->in.len = len - (size_t)used;
+	}
+	if (h->close_after && !h->out.len) {
+		h1_close(h);
+		return;
+	}
+	h1_park(h);
+}
+
+static void h1_flush(struct tp_h1 *h)
+{
+	struct gw_buf pending = h->out;
+	ssize_t used;
+
+	/* Send the tail: h1_write keeps what is still left in a fresh h->out. */
+	gw_buf_init(&h->out, 0);
+	if (h1_write(h, gw_buf_data(&pending), pending.len)) {
+		gw_buf_free(&pending);
+		h1_close(h);
+		return;
+	}
+	h->restart = h->out.len < pending.len; /* progress */
+	gw_buf_free(&pending);
+	if (h->out.len) {
+		h1_park(h);
+		return;
+	}
+	if (h->close_after) {
+		h1_close(h);
+		return;
+	}
+	/* Requests that arrived behind the answer (pipelined) are already read. */
+	if (h->in.len) {
+		used = h1_serve(h, gw_buf_data(&h->in), h->in.len);
+		if (used < 0)
+			return;
+		memmove(gw_buf_data(&h->in), gw_buf_data(&h->in) + used, h->in.len - (size_t)used);
+		h->in.len -= (size_t)used;
+		if (h->close_after && !h->out.len) {
+			h1_close(h);
+			return;
+		}
+	}
+	h1_park(h);
+}
+
+static void h1_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct tp_h1 *h = w->data;
+
+	if (revents & EV_WRITE)
+		h1_flush(h);
+	else if (revents & EV_READ)
+		h1_read(h);
+}
+
+void tp_h1_accept(struct tp_worker *wk, int fd)
+{
+	struct tp_h1 *h = calloc(1, sizeof(*h));
+
+	if (!h) {
+		close(fd);
+		return;
+	}
+	h->fd = fd;
+	h->c.wk = wk; /* c.wsi stays NULL; calloc'd buffers are empty ones */
+	h->fresh = true;
+	atomic_fetch_add_explicit(&wk->srv->conns, 1, memory_order_relaxed);
+	gw_metric_add(GW_M_CONN_OPEN, 1);
+	ev_io_init(&h->io, h1_io_cb, fd, EV_READ);
+	h->io.data = h;
+	ev_io_start(wk->loop, &h->io);
+	list_put(h, &wk->h1_busy); /* the first request is due within io_timeout */
+}
+
+void tp_h1_reap(struct tp_worker *wk, int64_t now_ms)
+{
+	int64_t busy_ms = wk->srv->cfg->io_timeout * 1000;
+	int64_t idle_ms = wk->srv->cfg->keepalive_timeout * 1000;
+
+	while (wk->h1_busy.head && now_ms - wk->h1_busy.head->since_ms >= busy_ms)
+		h1_close(wk->h1_busy.head);
+	while (wk->h1_idle.head && now_ms - wk->h1_idle.head->since_ms >= idle_ms)
+		h1_close(wk->h1_idle.head);
+}
+
+void tp_h1_close_all(struct tp_worker *wk)
+{
+	while (wk->h1_busy.head)
+		h1_close(wk->h1_busy.head);
+	while (wk->h1_idle.head)
+		h1_close(wk->h1_idle.head);
+}
