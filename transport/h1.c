@@ -45,19 +45,30 @@
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
+/*
+ * Every plain-HTTP connection has one of these from accept until lws takes
+ * it or it closes; kept small, because every WebSocket passes through it
+ * (a 620-byte one left ~40 B of heap holes per idle WebSocket behind it).
+ * The poller's part is allocated at its first short-poll.
+ */
 struct tp_h1 {
-	struct tp_conn c; /* c.wsi is NULL: http.c routes its lws calls here */
-	int fd;
-	ev_io io;
-	struct gw_buf in;  /* bytes read and not consumed; empty between whole requests */
-	struct gw_buf out; /* the unsent tail of an answer */
+	struct tp_worker *wk;
+	struct tp_h1_poller *p; /* NULL until the first short-poll */
 	struct tp_h1 *prev, *next; /* on wk->h1_busy or wk->h1_idle */
 	struct tp_h1_list *list;
 	int64_t since_ms;
+	ev_io io;
+	int fd;
+	bool close_after; /* close once out is written */
+	bool restart;     /* busy again for a new reason: restart its io_timeout */
+};
+
+struct tp_h1_poller {
+	struct tp_conn c; /* c.wsi is NULL: http.c routes its lws calls here */
+	struct tp_h1 *h;
+	struct gw_buf in;  /* bytes read and not consumed; empty between whole requests */
+	struct gw_buf out; /* the unsent tail of an answer */
 	struct tp_h1_req req; /* the request being answered; points into the read bytes */
-	bool close_after;     /* close once out is written */
-	bool restart;         /* busy again for a new reason: restart its io_timeout */
-	bool fresh;           /* nothing read yet: the first request is peeked at */
 };
 
 /* ---- the parser (pure; tests/unit/transport/h1_test.c) ---- */
@@ -268,9 +279,9 @@ static int head_body(const char *buf, size_t len)
 
 /* ---- connections ---- */
 
-static struct tp_h1 *h1_of(struct tp_conn *c)
+static struct tp_h1_poller *poller_of(struct tp_conn *c)
 {
-	return container_of(c, struct tp_h1, c);
+	return container_of(c, struct tp_h1_poller, c);
 }
 
 static void list_del(struct tp_h1 *h)
@@ -308,13 +319,17 @@ static void list_put(struct tp_h1 *h, struct tp_h1_list *l)
 /* Forget h without touching its socket (closed or handed over by the caller). */
 static void h1_free(struct tp_h1 *h)
 {
-	struct tp_worker *wk = h->c.wk;
+	struct tp_worker *wk = h->wk;
+	struct tp_h1_poller *p = h->p;
 
 	ev_io_stop(wk->loop, &h->io);
 	list_del(h);
-	tp_conn_cleanup(&h->c);
-	gw_buf_free(&h->in);
-	gw_buf_free(&h->out);
+	if (p) {
+		tp_conn_cleanup(&p->c);
+		gw_buf_free(&p->in);
+		gw_buf_free(&p->out);
+		free(p);
+	}
 	free(h);
 	atomic_fetch_sub_explicit(&wk->srv->conns, 1, memory_order_relaxed);
 	gw_metric_add(GW_M_CONN_OPEN, -1);
@@ -334,11 +349,14 @@ static void h1_close(struct tp_h1 *h)
  */
 static void h1_handover(struct tp_h1 *h, const char *data, size_t len)
 {
-	struct tp_worker *wk = h->c.wk;
-	struct gw_buf in = h->in; /* data may point into it: kept until lws copied it */
+	struct tp_worker *wk = h->wk;
+	struct gw_buf in = {0};
 	int fd = h->fd;
 
-	gw_buf_init(&h->in, 0);
+	if (h->p) { /* data may point into p->in: kept until lws copied it */
+		in = h->p->in;
+		gw_buf_init(&h->p->in, 0);
+	}
 	/* Uncounted here: lws counts the connection again when it creates its wsi. */
 	h1_free(h);
 	if (len)
@@ -348,11 +366,11 @@ static void h1_handover(struct tp_h1 *h, const char *data, size_t len)
 	gw_buf_free(&in);
 }
 
-/* Send as much of data[0..len) as the socket takes; keep the rest in h->out. 0 or -1. */
-static int h1_write(struct tp_h1 *h, const char *data, size_t len)
+/* Send as much of data[0..len) as the socket takes; keep the rest in p->out. 0 or -1. */
+static int h1_write(struct tp_h1_poller *p, const char *data, size_t len)
 {
 	while (len) {
-		ssize_t n = send(h->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send(p->h->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -364,7 +382,7 @@ static int h1_write(struct tp_h1 *h, const char *data, size_t len)
 		data += n;
 		len -= (size_t)n;
 	}
-	if (len && (h->out.len || gw_buf_append(&h->out, data, len)))
+	if (len && (p->out.len || gw_buf_append(&p->out, data, len)))
 		return -1; /* one answer at a time: nothing may be pending already */
 	return 0;
 }
@@ -391,53 +409,51 @@ static const char *reason(int status)
 int tp_h1_send(struct tp_conn *c, int status, const char *ctype, struct gw_buf *body,
 	       const struct tp_hdr *hdrs, size_t nhdrs)
 {
-	struct tp_h1 *h = h1_of(c);
+	struct tp_h1_poller *p = poller_of(c);
+	struct tp_h1 *h = p->h;
 	char hdr[TP_HDR_ROOM], *start;
 	size_t blen = body ? body->len : 0, hlen;
 	int n;
 
-	h->close_after = !h->req.keep_alive;
+	h->close_after = !p->req.keep_alive;
 	n = snprintf(hdr, sizeof(hdr),
 		     "HTTP/1.%c %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
 		     "cache-control: no-store\r\n",
-		     h->req.http10 ? '0' : '1', status, reason(status), ctype, blen);
+		     p->req.http10 ? '0' : '1', status, reason(status), ctype, blen);
 	for (size_t i = 0; i < nhdrs && n > 0 && (size_t)n < sizeof(hdr); i++)
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "%s %s\r\n", hdrs[i].name,
 			      hdrs[i].value);
 	if (n > 0 && (size_t)n < sizeof(hdr))
 		n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "%s\r\n",
-			      h->close_after ? (h->req.http10 ? "" : "connection: close\r\n")
-					     : (h->req.http10 ? "connection: keep-alive\r\n" : ""));
+			      h->close_after ? (p->req.http10 ? "" : "connection: close\r\n")
+					     : (p->req.http10 ? "connection: keep-alive\r\n" : ""));
 	if (n <= 0 || (size_t)n >= sizeof(hdr))
 		return -1;
 	hlen = (size_t)n;
-	if (!body || !body->base) {
-		if (h1_write(h, hdr, hlen))
-			return -1;
-		return 0;
-	}
+	if (!body || !body->base)
+		return h1_write(p, hdr, hlen);
 	/* The body keeps TP_HDR_ROOM spare bytes in front: one send for both. */
 	start = gw_buf_data(body) - hlen;
 	memcpy(start, hdr, hlen);
-	return h1_write(h, start, hlen + blen);
+	return h1_write(p, start, hlen + blen);
 }
 
 int tp_h1_query(struct tp_conn *c, const char *name, char *buf, size_t buflen)
 {
-	struct tp_h1 *h = h1_of(c);
+	struct tp_h1_poller *p = poller_of(c);
 
-	return tp_h1_query_get(h->req.query, h->req.query_len, name, buf, buflen);
+	return tp_h1_query_get(p->req.query, p->req.query_len, name, buf, buflen);
 }
 
 bool tp_h1_gzip_ok(struct tp_conn *c)
 {
-	struct tp_h1 *h = h1_of(c);
+	struct tp_h1_poller *p = poller_of(c);
 	char v[256];
 
-	if (!h->req.accept_encoding || h->req.ae_len >= sizeof(v))
+	if (!p->req.accept_encoding || p->req.ae_len >= sizeof(v))
 		return false;
-	memcpy(v, h->req.accept_encoding, h->req.ae_len);
-	v[h->req.ae_len] = '\0';
+	memcpy(v, p->req.accept_encoding, p->req.ae_len);
+	v[p->req.ae_len] = '\0';
 	return tp_gzip_accepted(v);
 }
 
@@ -448,10 +464,11 @@ bool tp_h1_gzip_ok(struct tp_conn *c)
  */
 static ssize_t h1_serve(struct tp_h1 *h, const char *data, size_t len)
 {
+	struct tp_h1_poller *p = h->p;
 	size_t used = 0;
 
-	while (used < len && !h->out.len && !h->close_after) {
-		struct tp_h1_req *r = &h->req;
+	while (used < len && !p->out.len && !h->close_after) {
+		struct tp_h1_req *r = &p->req;
 		int rc = tp_h1_parse(data + used, len - used, r);
 
 		if (rc == TP_H1_MORE)
@@ -480,8 +497,8 @@ static ssize_t h1_serve(struct tp_h1 *h, const char *data, size_t len)
 			return -1;
 		}
 		gw_metric_add(GW_M_H1_REQUESTS, 1);
-		h->c.timed_out = false;
-		if (tp_http_poll(&h->c, r->room, r->room_len)) {
+		p->c.timed_out = false;
+		if (tp_http_poll(&p->c, r->room, r->room_len)) {
 			h1_close(h);
 			return -1;
 		}
@@ -495,8 +512,9 @@ static ssize_t h1_serve(struct tp_h1 *h, const char *data, size_t len)
 /* Where h waits now: for its answer's tail to leave, for more bytes, or idle. */
 static void h1_park(struct tp_h1 *h)
 {
-	struct tp_worker *wk = h->c.wk;
-	int events = h->out.len ? EV_WRITE : EV_READ;
+	struct tp_worker *wk = h->wk;
+	size_t out = h->p ? h->p->out.len : 0, in = h->p ? h->p->in.len : 0;
+	int events = out ? EV_WRITE : EV_READ;
 
 	if ((h->io.events & (EV_READ | EV_WRITE)) != events) {
 		ev_io_stop(wk->loop, &h->io);
@@ -508,58 +526,71 @@ static void h1_park(struct tp_h1 *h)
 	 * request began (more bytes of it do not help a slow sender) or from
 	 * the last progress of a pending write.
 	 */
-	if (!h->out.len && !h->in.len)
+	if (!out && !in)
 		list_put(h, &wk->h1_idle);
 	else if (h->list != &wk->h1_busy || h->restart)
 		list_put(h, &wk->h1_busy);
 	h->restart = false;
 }
 
+/*
+ * The first bytes of a connection, looked at without reading them: one that
+ * is not a short-poll goes to lws with its bytes still in the socket, where
+ * lws reads them as from any connection it accepted. A short-poll (or the
+ * start of one) makes h a poller. 0: read on; -1: h is gone or nothing came.
+ */
+static int h1_first(struct tp_h1 *h)
+{
+	struct tp_worker *wk = h->wk;
+	struct tp_h1_req r;
+	ssize_t n;
+
+	do
+		n = recv(h->fd, wk->h1_rx, TP_H1_MAX, MSG_PEEK | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return -1;
+	if (n <= 0) {
+		h1_close(h);
+		return -1;
+	}
+	if (tp_h1_parse(wk->h1_rx, (size_t)n, &r) == TP_H1_LWS) {
+		h1_handover(h, NULL, 0);
+		return -1;
+	}
+	h->p = calloc(1, sizeof(*h->p));
+	if (!h->p) {
+		h1_close(h);
+		return -1;
+	}
+	h->p->h = h;
+	h->p->c.wk = wk; /* c.wsi stays NULL; calloc'd buffers are empty ones */
+	return 0;
+}
+
 static void h1_read(struct tp_h1 *h)
 {
-	struct tp_worker *wk = h->c.wk;
+	struct tp_worker *wk = h->wk;
+	struct tp_h1_poller *p;
 	char *data;
-	size_t len, room;
+	size_t len;
 	ssize_t n, used;
 
-	if (h->fresh) {
-		struct tp_h1_req r;
-
-		/*
-		 * The first request is looked at without reading it: one that is
-		 * not a short-poll goes to lws with its bytes still in the socket,
-		 * where lws reads them as from any connection it accepted. Later
-		 * requests cost one recv; the connection has shown what it is.
-		 */
-		do
-			n = recv(h->fd, wk->h1_rx, TP_H1_MAX, MSG_PEEK | MSG_DONTWAIT);
-		while (n < 0 && errno == EINTR);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			h1_close(h);
-			return;
-		}
-		if (tp_h1_parse(wk->h1_rx, (size_t)n, &r) == TP_H1_LWS) {
-			h1_handover(h, NULL, 0);
-			return;
-		}
-		h->fresh = false; /* a short-poll, or the start of one */
-	}
-	if (!h->in.len) {
+	/* Later requests cost one recv: the connection has shown what it is. */
+	if (!h->p && h1_first(h))
+		return;
+	p = h->p;
+	if (!p->in.len) {
 		data = wk->h1_rx;
-		room = TP_H1_MAX;
 	} else {
-		if (gw_buf_reserve(&h->in, TP_H1_MAX)) {
+		if (gw_buf_reserve(&p->in, TP_H1_MAX)) {
 			h1_close(h);
 			return;
 		}
-		data = gw_buf_data(&h->in);
-		room = TP_H1_MAX;
-		data += h->in.len;
+		data = gw_buf_data(&p->in) + p->in.len;
 	}
 	do
-		n = recv(h->fd, data, room, MSG_DONTWAIT);
+		n = recv(h->fd, data, TP_H1_MAX, MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return;
@@ -567,10 +598,10 @@ static void h1_read(struct tp_h1 *h)
 		h1_close(h); /* EOF or reset */
 		return;
 	}
-	if (h->in.len) {
-		h->in.len += (size_t)n;
-		data = gw_buf_data(&h->in);
-		len = h->in.len;
+	if (p->in.len) {
+		p->in.len += (size_t)n;
+		data = gw_buf_data(&p->in);
+		len = p->in.len;
 	} else {
 		len = (size_t)n;
 	}
@@ -578,15 +609,15 @@ static void h1_read(struct tp_h1 *h)
 	if (used < 0)
 		return;
 	if (data == wk->h1_rx) {
-		if ((size_t)used < len && gw_buf_append(&h->in, data + used, len - (size_t)used)) {
+		if ((size_t)used < len && gw_buf_append(&p->in, data + used, len - (size_t)used)) {
 			h1_close(h);
 			return;
 		}
 	} else {
 		memmove(data, data + used, len - (size_t)used);
-		h->in.len = len - (size_t)used;
+		p->in.len = len - (size_t)used;
 	}
-	if (h->close_after && !h->out.len) {
+	if (h->close_after && !p->out.len) {
 		h1_close(h);
 		return;
 	}
@@ -595,19 +626,20 @@ static void h1_read(struct tp_h1 *h)
 
 static void h1_flush(struct tp_h1 *h)
 {
-	struct gw_buf pending = h->out;
+	struct tp_h1_poller *p = h->p;
+	struct gw_buf pending = p->out;
 	ssize_t used;
 
-	/* Send the tail: h1_write keeps what is still left in a fresh h->out. */
-	gw_buf_init(&h->out, 0);
-	if (h1_write(h, gw_buf_data(&pending), pending.len)) {
+	/* Send the tail: h1_write keeps what is still left in a fresh p->out. */
+	gw_buf_init(&p->out, 0);
+	if (h1_write(p, gw_buf_data(&pending), pending.len)) {
 		gw_buf_free(&pending);
 		h1_close(h);
 		return;
 	}
-	h->restart = h->out.len < pending.len; /* progress */
+	h->restart = p->out.len < pending.len; /* progress */
 	gw_buf_free(&pending);
-	if (h->out.len) {
+	if (p->out.len) {
 		h1_park(h);
 		return;
 	}
@@ -616,13 +648,13 @@ static void h1_flush(struct tp_h1 *h)
 		return;
 	}
 	/* Requests that arrived behind the answer (pipelined) are already read. */
-	if (h->in.len) {
-		used = h1_serve(h, gw_buf_data(&h->in), h->in.len);
+	if (p->in.len) {
+		used = h1_serve(h, gw_buf_data(&p->in), p->in.len);
 		if (used < 0)
 			return;
-		memmove(gw_buf_data(&h->in), gw_buf_data(&h->in) + used, h->in.len - (size_t)used);
-		h->in.len -= (size_t)used;
-		if (h->close_after && !h->out.len) {
+		memmove(gw_buf_data(&p->in), gw_buf_data(&p->in) + used, p->in.len - (size_t)used);
+		p->in.len -= (size_t)used;
+		if (h->close_after && !p->out.len) {
 			h1_close(h);
 			return;
 		}
@@ -649,8 +681,7 @@ void tp_h1_accept(struct tp_worker *wk, int fd)
 		return;
 	}
 	h->fd = fd;
-	h->c.wk = wk; /* c.wsi stays NULL; calloc'd buffers are empty ones */
-	h->fresh = true;
+	h->wk = wk;
 	atomic_fetch_add_explicit(&wk->srv->conns, 1, memory_order_relaxed);
 	gw_metric_add(GW_M_CONN_OPEN, 1);
 	ev_io_init(&h->io, h1_io_cb, fd, EV_READ);
