@@ -4,19 +4,22 @@
  * long-poll wait. libwebsockets 4.1.6 spends ~2.6 us of a ~10 us short-poll
  * in its byte-at-a-time header parser and per-transaction bookkeeping
  * (docs/benchmarks.md, "Short-poll: our own HTTP/1.1 for polls"); here a
- * request costs one recv, a memmem for the end of the headers and one send.
+ * request costs one recv, a memchr per header line and one send.
  *
- * Every plain-HTTP connection starts here (server.c's accept). As long as
- * it sends short-polls it stays; the first request that is anything else
- * (a WebSocket upgrade, a POST, a long-poll, percent-encoding, an odd header)
- * hands the socket and every byte read so far to lws
- * (lws_adopt_socket_vhost_readbuf), which then owns it for good. So lws's
- * parser stays the judge of everything unusual, and this file only has to be
- * right about the narrow shape it accepts (tp_h1_parse).
+ * Every plain-HTTP connection starts here (server.c's accept). Its first
+ * request is peeked at (MSG_PEEK): anything but a short-poll (a WebSocket
+ * upgrade, a POST, a long-poll, percent-encoding, an odd header) goes to lws
+ * with its bytes still in the socket, and lws owns the connection for good.
+ * A connection that short-polls stays while it does; at its first request of
+ * another kind, read already, it goes to lws with those bytes
+ * (lws_adopt_socket_vhost_readbuf) when the request has no body, and is
+ * closed unanswered when it has one (h1_serve says why). So lws's parser
+ * stays the judge of everything unusual, and this file only has to be right
+ * about the narrow shape it accepts (tp_h1_parse).
  *
- * The poll itself is poll.c's code: a struct tp_h1 embeds a struct tp_conn
- * whose wsi is NULL, and http.c's three lws touch points (tp_query,
- * tp_http_gzip_ok, tp_http_send) come here for such a connection.
+ * The poll itself is poll.c's code: a poller's struct tp_h1_poller embeds a
+ * struct tp_conn whose wsi is NULL, and http.c's three lws touch points
+ * (tp_query, tp_http_gzip_ok, tp_http_send) come here for such a connection.
  *
  * Timeouts: a connection is on one of two lists of its worker, each ordered
  * by the time it joined (monotonic): `busy` (a request partly read, or an
