@@ -178,7 +178,9 @@ class Server:
                     self.exit_code = rc
                     last_err = "gateway exited with code %d during startup" % rc
                     break
-                if self._healthy():
+                # Healthy, and ours: another test's gateway may listen on a port
+                # free_port() handed out again, and would answer /healthz for us.
+                if self._healthy() and self._owns_port():
                     return self
                 time.sleep(0.05)
             else:
@@ -209,6 +211,33 @@ class Server:
                 c.close()
         except (OSError, http.client.HTTPException, ssl.SSLError):
             return False
+
+    def _owns_port(self):
+        """Does our process hold a listening socket on self.port? (/proc/net/tcp*
+        lists listeners by inode; /proc/PID/fd links to socket:[inode].)"""
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    next(f)
+                    for line in f:
+                        cols = line.split()
+                        if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == self.port:
+                            inodes.add(cols[9])
+            except OSError:
+                continue
+        try:
+            fds = os.listdir("/proc/%d/fd" % self.proc.pid)
+        except OSError:
+            return False
+        for fd in fds:
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (self.proc.pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+        return False
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
