@@ -76,12 +76,6 @@ struct tp_h1_poller {
 
 /* ---- the parser (pure; tests/unit/transport/h1_test.c) ---- */
 
-static bool name_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-	       ch == '_' || ch == '-';
-}
-
 /*
  * Query bytes taken as they are. '%' and '+' would need decoding (lws's
  * job), '#' and controls are not valid in a request target.
@@ -116,6 +110,56 @@ static bool list_has(const char *v, size_t n, const char *lit)
 	return false;
 }
 
+/* One header field, its value without the surrounding blanks. */
+struct h1_field {
+	const char *name, *value;
+	size_t name_len, value_len;
+};
+
+/*
+ * The header line starting at *p (just after the previous line's LF), in
+ * bytes ending at end. 1: a field in *f; 0: the empty line that ends the
+ * head; both move *p past the line. -1: not a line this file accepts (bare
+ * LF, folding, no colon, blank before it, NUL); -2: the line is incomplete.
+ */
+static int next_field(const char **p, const char *end, struct h1_field *f)
+{
+	const char *s = *p, *eol = memchr(s, '\n', (size_t)(end - s)), *colon, *v, *ve;
+
+	if (!eol)
+		return -2;
+	if (eol == s || eol[-1] != '\r')
+		return -1;
+	*p = eol + 1;
+	if (eol == s + 1)
+		return 0;
+	colon = memchr(s, ':', (size_t)(eol - s));
+	if (!colon || colon == s || *s == ' ' || *s == '\t' || colon[-1] == ' ')
+		return -1;
+	for (v = colon + 1; v < eol - 1 && (*v == ' ' || *v == '\t'); v++)
+		;
+	for (ve = eol - 1; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+		;
+	if (memchr(v, '\0', (size_t)(ve - v)))
+		return -1;
+	*f = (struct h1_field){s, v, (size_t)(colon - s), (size_t)(ve - v)};
+	return 1;
+}
+
+/* Does this field announce a request body (Transfer-Encoding, Content-Length not 0)? */
+static bool field_means_body(const struct h1_field *f)
+{
+	size_t i = 0;
+
+	if (token_is(f->name, f->name_len, "transfer-encoding"))
+		return true;
+	if (!token_is(f->name, f->name_len, "content-length"))
+		return false;
+	while (i < f->value_len && f->value[i] == '0')
+		i++;
+	return !f->value_len || i < f->value_len;
+}
+
 /*
  * A long-poll (wait=N, N > 0) is lws's: it holds the connection with lws's
  * timers and writable callbacks. A malformed wait is ours (poll.c answers
@@ -140,8 +184,10 @@ static bool wants_wait(const char *q, size_t qlen)
 int tp_h1_parse(const char *buf, size_t len, struct tp_h1_req *r)
 {
 	static const char get[] = "GET /v1/rooms/";
-	const char *end = buf + len, *p, *eol;
+	const char *end = buf + len, *p, *eol, *slash;
+	struct h1_field f;
 	size_t n;
+	int rc;
 
 	memset(r, 0, sizeof(*r));
 	/* Decide as early as the bytes allow, so other requests reach lws at once. */
@@ -153,13 +199,13 @@ int tp_h1_parse(const char *buf, size_t len, struct tp_h1_req *r)
 		return len >= TP_H1_MAX ? TP_H1_LWS : TP_H1_MORE;
 	/* Request line: GET /v1/rooms/{room}/poll[?query] HTTP/1.x CRLF */
 	p = buf + sizeof(get) - 1;
-	r->room = p;
-	while (p < eol && name_char(*p))
-		p++;
-	r->room_len = (size_t)(p - r->room);
-	if (r->room_len < 1 || r->room_len > 64 || eol - p < 5 || memcmp(p, "/poll", 5))
+	slash = memchr(p, '/', (size_t)(eol - p));
+	if (!slash || !gw_name_valid(p, (size_t)(slash - p)) || eol - slash < 5 ||
+	    memcmp(slash, "/poll", 5))
 		return TP_H1_LWS;
-	p += 5;
+	r->room = p;
+	r->room_len = (size_t)(slash - p);
+	p = slash + 5;
 	if (*p == '?') {
 		r->query = ++p;
 		while (p < eol && query_char(*p))
@@ -174,49 +220,28 @@ int tp_h1_parse(const char *buf, size_t len, struct tp_h1_req *r)
 	if (r->query && wants_wait(r->query, r->query_len))
 		return TP_H1_LWS;
 
-	/* Header lines: "Name: value" CRLF up to an empty line; no folding, no bare LF. */
-	for (p = eol + 1;; p = eol + 1) {
-		const char *colon, *v, *ve;
-
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol)
-			return len >= TP_H1_MAX ? TP_H1_LWS : TP_H1_MORE;
-		if (eol == p || eol[-1] != '\r')
-			return TP_H1_LWS;
-		if (eol == p + 1)
-			break; /* the empty line */
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (!colon || colon == p || *p == ' ' || *p == '\t' || colon[-1] == ' ')
-			return TP_H1_LWS;
-		for (v = colon + 1; v < eol - 1 && (*v == ' ' || *v == '\t'); v++)
-			;
-		for (ve = eol - 1; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
-			;
-		n = (size_t)(colon - p);
-		if (memchr(v, '\0', (size_t)(ve - v)))
-			return TP_H1_LWS;
-		if (token_is(p, n, "accept-encoding")) {
+	for (p = eol + 1; (rc = next_field(&p, end, &f)) > 0;) {
+		if (field_means_body(&f) || token_is(f.name, f.name_len, "upgrade") ||
+		    token_is(f.name, f.name_len, "expect"))
+			return TP_H1_LWS; /* a GET with a body, or more than a poll */
+		if (token_is(f.name, f.name_len, "accept-encoding")) {
 			if (r->accept_encoding)
 				return TP_H1_LWS; /* twice: how to merge them is lws's call */
-			r->accept_encoding = v;
-			r->ae_len = (size_t)(ve - v);
-		} else if (token_is(p, n, "connection")) {
-			if (list_has(v, (size_t)(ve - v), "upgrade"))
+			r->accept_encoding = f.value;
+			r->ae_len = f.value_len;
+		} else if (token_is(f.name, f.name_len, "connection")) {
+			if (list_has(f.value, f.value_len, "upgrade"))
 				return TP_H1_LWS;
-			if (list_has(v, (size_t)(ve - v), "close"))
+			if (list_has(f.value, f.value_len, "close"))
 				r->keep_alive = false;
-			else if (list_has(v, (size_t)(ve - v), "keep-alive"))
+			else if (list_has(f.value, f.value_len, "keep-alive"))
 				r->keep_alive = true;
-		} else if (token_is(p, n, "content-length")) {
-			if (!token_is(v, (size_t)(ve - v), "0"))
-				return TP_H1_LWS; /* a GET with a body */
-		} else if (token_is(p, n, "transfer-encoding") || token_is(p, n, "upgrade") ||
-			   token_is(p, n, "expect")) {
-			return TP_H1_LWS;
 		}
 	}
-	r->len = (size_t)(eol + 1 - buf);
-	if (r->len > TP_H1_MAX)
+	if (rc == -2)
+		return len >= TP_H1_MAX ? TP_H1_LWS : TP_H1_MORE;
+	r->len = (size_t)(p - buf);
+	if (rc < 0 || r->len > TP_H1_MAX)
 		return TP_H1_LWS;
 	return TP_H1_OURS;
 }
@@ -245,38 +270,22 @@ int tp_h1_query_get(const char *q, size_t qlen, const char *name, char *buf, siz
 }
 
 /*
- * Where does the request head at buf[0..len) end, and does a body follow?
- * -1 the head is incomplete, 0 complete without a body, 1 with a body
- * (Content-Length other than 0, or Transfer-Encoding), 2 longer than
- * TP_H1_MAX.
+ * Does the request head at buf[0..len) announce a body? -1 the head is
+ * incomplete, 0 no body (or a malformed head: lws will refuse it), 1 a
+ * body, 2 longer than TP_H1_MAX.
  */
 static int head_body(const char *buf, size_t len)
 {
-	const char *end = memmem(buf, len, "\r\n\r\n", 4), *p, *eol;
+	const char *end = buf + len, *p = memchr(buf, '\n', len);
+	struct h1_field f;
+	int rc = -2;
 
-	if (!end)
-		return len >= TP_H1_MAX ? 2 : -1;
-	for (p = memchr(buf, '\n', (size_t)(end - buf)); p && p < end; p = eol) {
-		const char *colon;
-
-		p++;
-		eol = memchr(p, '\n', (size_t)(end + 2 - p));
-		if (!eol)
-			break;
-		colon = memchr(p, ':', (size_t)(eol - p));
-		if (!colon)
-			continue;
-		if (token_is(p, (size_t)(colon - p), "transfer-encoding"))
-			return 1;
-		if (token_is(p, (size_t)(colon - p), "content-length")) {
-			const char *v = colon + 1;
-
-			while (v < eol && (*v == ' ' || *v == '\t' || *v == '0'))
-				v++;
-			if (v < eol && *v != '\r')
+	if (p)
+		for (p++; (rc = next_field(&p, end, &f)) > 0;)
+			if (field_means_body(&f))
 				return 1;
-		}
-	}
+	if (rc == -2)
+		return len >= TP_H1_MAX ? 2 : -1;
 	return 0;
 }
 
@@ -484,8 +493,8 @@ static ssize_t h1_serve(struct tp_h1 *h, const char *data, size_t len)
 			 * and all, to the body): only a request without a body can
 			 * go. One with a body is answered by nobody: the connection
 			 * closes and the client sends it again on a new one, as for
-			 * any keep-alive race (RFC 9112, 9.3.1); there the first
-			 * request is peeked at and goes to lws untouched.
+			 * any keep-alive race (RFC 9112, 9.3.1; curl does); there the
+			 * first request is peeked at and goes to lws untouched.
 			 */
 			int b = head_body(data + used, len - used);
 
@@ -507,7 +516,6 @@ static ssize_t h1_serve(struct tp_h1 *h, const char *data, size_t len)
 		}
 		used += r->len;
 		h->restart = true; /* what is left is a new request, or an answer's tail */
-		memset(r, 0, sizeof(*r)); /* its pointers die with the bytes */
 	}
 	return (ssize_t)used;
 }

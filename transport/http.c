@@ -576,9 +576,6 @@ int tp_http_poll(struct tp_conn *c, const char *room, size_t room_len)
 {
 	struct gw_err err;
 
-	tp_conn_release(c);
-	if (!gw_name_valid(room, room_len))
-		return fail(c, 400, "bad_room", "room names match [A-Za-z0-9_-]{1,64}");
 	c->room = gw_rooms_acquire(c->wk->srv->rooms, room, room_len, &err);
 	if (!c->room)
 		return tp_http_error(c, &err);

@@ -306,7 +306,10 @@ int tp_route_room(const char *path, const char **room, size_t *room_len, const c
 int tp_query(struct tp_conn *c, const char *name, char *buf, size_t buflen);
 /* Does the request's Accept-Encoding allow gzip? */
 bool tp_http_gzip_ok(struct tp_conn *c);
-/* GET /v1/rooms/{room}/poll (room name not checked yet): acquire the room, answer. */
+/*
+ * GET /v1/rooms/{room}/poll on a released connection whose room name the
+ * caller checked (gw_name_valid): acquire the room, answer.
+ */
 int tp_http_poll(struct tp_conn *c, const char *room, size_t room_len);
 /* Resolve `since` for room into c->pos. */
 int tp_resolve_since(struct tp_conn *c, struct gw_err *err);

@@ -3,7 +3,8 @@
 an idle keep-alive connection is closed after keepalive_timeout, one that keeps
 sending requests (danmaku, polls, gzip polls, health) stays open, a held
 long-poll is governed by its own wait, and a new connection that sends nothing
-is still closed by lws's header-table timeout (io_timeout)."""
+is still closed after io_timeout (by the short-poll fast path, transport/h1.c, which
+holds every new plain-HTTP connection until its first request)."""
 
 import json
 import os
@@ -149,8 +150,8 @@ class KeepaliveTimeoutTest(lg.ServerTest):
             c.close()
         self.assertIsNotNone(waited, "connection not closed after the long-poll ended")
 
-    def test_silent_new_connection_closed_by_header_timeout(self):
-        # lws's header-table idle timeout (io_timeout 3 here), not keepalive_timeout
+    def test_silent_new_connection_closed_after_io_timeout(self):
+        # io_timeout (3 here), not keepalive_timeout: the fast path times a new connection
         c = RawHttp(self.srv)
         try:
             waited = c.wait_closed(10.0)

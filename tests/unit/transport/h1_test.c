@@ -112,9 +112,13 @@ static void everything_else_goes_to_lws(void **state)
 		if (rc != TP_H1_LWS)
 			fail_msg("request %zu (%s) gave %d, not TP_H1_LWS", i, lws[i], rc);
 	}
-	/* Content-Length: 0 is no body. */
+	/* Content-Length: 0 (however written) is no body. */
 	assert_int_equal(parse("GET /v1/rooms/a/poll HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &r),
 			 TP_H1_OURS);
+	assert_int_equal(parse("GET /v1/rooms/a/poll HTTP/1.1\r\nContent-Length: 00\r\n\r\n", &r),
+			 TP_H1_OURS);
+	assert_int_equal(parse("GET /v1/rooms/a/poll HTTP/1.1\r\nContent-Length:\r\n\r\n", &r),
+			 TP_H1_LWS);
 }
 
 static void more_bytes_only_while_a_poll_is_possible(void **state)
